@@ -1,0 +1,132 @@
+"""Image datasets as normalised numpy arrays: the embedded digits or a prepared tfds dataset."""
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from gpj.errors import DataError
+
+DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion_mnist")
+
+# ITU-R BT.601 luma weights, as in PIL's convert("L") and tf.image.rgb_to_grayscale.
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDataset:
+    """Train and test splits, normalised with the train split's per-channel statistics."""
+
+    name: str
+    train_images: np.ndarray  # (N, H, W, C) float32
+    train_labels: np.ndarray  # (N,) int32
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    num_classes: int
+    mean: np.ndarray  # (C,) per-channel mean of the [0, 1]-scaled train pixels
+    std: np.ndarray  # (C,) per-channel standard deviation of the same
+
+
+def load_dataset(name: str, *, image_size: int, channels: int, data_dir: str | None = None,
+                 test_fraction: float = 0.2, split_seed: int = 0) -> ImageDataset:
+    """Loads a dataset, resized to `image_size`² with `channels` channels and normalised.
+
+    Args:
+      name: one of `DATASETS`; "digits" ships with scikit-learn, the others must be prepared tfds
+        datasets in `data_dir` (nothing is ever downloaded).
+      image_size: output height and width in pixels.
+      channels: 1 (grayscale) or 3 (RGB).
+      data_dir: tfds data directory; None uses tfds' default (~/tensorflow_datasets).
+      test_fraction: share of digits held out for testing (tfds sets have their own test split).
+      split_seed: seed of the stratified digits train/test split.
+
+    Returns:
+      An `ImageDataset` whose images are float32 and normalised with the train split's
+      per-channel mean and standard deviation (the image is normalised before it is pasted onto a
+      zero canvas, as in the official code).
+
+    Raises:
+      DataError: for an unknown name, invalid arguments, or a tfds dataset that is unavailable.
+    """
+    if name not in DATASETS:
+        raise DataError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
+    if image_size < 1:
+        raise DataError(f"data.image_size must be at least 1, got {image_size}.")
+    if channels not in (1, 3):
+        raise DataError(f"data.channels must be 1 or 3, got {channels}.")
+    if name == "digits":
+        if not 0 < test_fraction < 1:
+            raise DataError(f"data.test_fraction must lie in (0, 1), got {test_fraction}.")
+        splits, num_classes = _digits(test_fraction, split_seed)
+    else:
+        splits, num_classes = _tfds(name, data_dir)
+    (train_x, train_y), (test_x, test_y) = splits
+    train_x, test_x = (_format(x, image_size, channels) for x in (train_x, test_x))
+    mean = train_x.mean(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
+    std = train_x.std(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
+    return ImageDataset(
+        name=name,
+        train_images=(train_x - mean) / std,
+        train_labels=train_y.astype(np.int32),
+        test_images=(test_x - mean) / std,
+        test_labels=test_y.astype(np.int32),
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
+    )
+
+
+def _digits(test_fraction: float, split_seed: int):
+    """scikit-learn's 1797 8×8 handwritten digits in [0, 1], split stratified by class."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[..., None]  # pixel values are 0..16
+    train, test = train_test_split(np.arange(len(images)), test_size=test_fraction,
+                                   random_state=split_seed, stratify=digits.target)
+    return ((images[train], digits.target[train]), (images[test], digits.target[test])), 10
+
+
+def _tfds(name: str, data_dir: str | None):
+    """Train and test splits of a prepared tfds dataset in [0, 1]; refuses to download."""
+    try:
+        import tensorflow_datasets as tfds
+        import tensorflow as tf
+    except ImportError as e:
+        raise DataError(
+            f"Dataset {name!r} needs tensorflow-datasets: pip install -e '.[tfds]'; the embedded "
+            f"default data.name=digits needs nothing ({e}).") from e
+    # TensorFlow only reads files here; keep it off the GPUs so it does not take JAX's memory.
+    if tf.config.get_visible_devices("GPU"):
+        tf.config.set_visible_devices([], "GPU")
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+        where = builder.data_dir_root
+        raise DataError(
+            f"Dataset {name!r} is not prepared in {where} (no dataset_info.json in "
+            f"{builder.data_path}); gpj never downloads. Prepare it on a machine with internet: "
+            f"tfds build {name} --data_dir={where}, then copy that folder here; or use the "
+            f"embedded default data.name=digits.")
+    splits = []
+    for split in ("train", "test"):
+        images, labels = tfds.as_numpy(
+            builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
+        splits.append((images.astype(np.float32) / 255.0, labels))
+    return tuple(splits), builder.info.features["label"].num_classes
+
+
+def _format(images: np.ndarray, image_size: int, channels: int) -> np.ndarray:
+    """(N, H, W, C) in [0, 1] -> (N, image_size, image_size, channels) float32."""
+    # Fewer channels before resizing and more after, so the resize touches as few as possible.
+    if images.shape[-1] == 3 and channels == 1:
+        images = images @ _LUMA[:, None]
+    if images.shape[1:3] != (image_size, image_size):
+        # Bilinear with jax's default antialiasing: a no-op when enlarging (digits 8 -> 32) and
+        # keeps shrinking (e.g. CIFAR 32 -> 16) free of aliasing. One-off host work, so on the CPU.
+        with jax.default_device(jax.devices("cpu")[0]):
+            shape = (len(images), image_size, image_size, images.shape[-1])
+            images = np.asarray(jax.image.resize(images, shape, method="bilinear"))
+    if images.shape[-1] == 1 and channels == 3:
+        images = np.repeat(images, 3, axis=-1)
+    return images.astype(np.float32, copy=False)

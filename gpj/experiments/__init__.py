@@ -1,0 +1,5 @@
+"""Experiments by name: each `run(config, workdir) -> results dict`."""
+
+from gpj.experiments import probe
+
+EXPERIMENTS = {"probe": probe.run}

@@ -1,0 +1,61 @@
+"""Runs one gpj experiment from a config file.
+
+  python -m gpj.main --config=configs/probe.py[:presets] [--workdir=DIR] [--config.field=value]
+"""
+
+import datetime
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from gpj.errors import ConfigError, GpjError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default: runs/<experiment>-<time>).")
+flags.mark_flags_as_required(["config"])
+
+
+def prepare_workdir(path: str) -> str:
+  """Creates the workdir and proves it is writable before any compute."""
+  try:
+    os.makedirs(path, exist_ok=True)
+    probe = os.path.join(path, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise ConfigError(f"--workdir={path} is not writable ({e.strerror}); choose another folder")
+  return path
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  import jax  # after flag parsing: keeps --help fast
+  from gpj import report
+  from gpj.experiments import EXPERIMENTS
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; --verbosity=0 shows all
+  config = _CONFIG.value
+  try:
+    if config.get("experiment") not in EXPERIMENTS:
+      raise ConfigError(f"experiment={config.get('experiment')!r} is not valid; choose one of: "
+                        f"{', '.join(EXPERIMENTS)}")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    workdir = prepare_workdir(_WORKDIR.value or os.path.join("runs", f"{config.experiment}-{stamp}"))
+    results = EXPERIMENTS[config.experiment](config, workdir)
+  except GpjError as e:
+    logging.debug("user error", exc_info=True)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  if jax.process_index() == 0:
+    print(report.table(results))
+    print(f"\nresults: {os.path.join(workdir, 'results.json')}\n"
+          f"report:  {os.path.join(workdir, 'report.md')}")
+
+
+if __name__ == "__main__":
+  app.run(main)

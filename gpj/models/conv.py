@@ -1,0 +1,109 @@
+"""Padding-aware 2-D convolution: the padding mode is an option, not a new layer."""
+
+from typing import Any, Callable
+
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+from jax import lax
+
+PADDINGS = ("zero", "reflect", "replicate", "circular", "valid", "partial")
+
+# jnp.pad modes with the same meaning as torch's padding_mode; partial convolution zero-pads.
+_PAD_MODES = {
+    "zero": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+    "partial": "constant",
+}
+
+# torchvision initialises ResNet/VGG convs with kaiming_normal_(mode="fan_out", nonlinearity="relu").
+kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def scaled_width(base: int, width: float) -> int:
+    """Channel count `base * width`, rounded, at least 1."""
+    return max(1, round(base * width))
+
+
+def _valid_taps(size: int, kernel_size: int, strides: int, dilation: int, pad: int) -> np.ndarray:
+    """Number of kernel taps inside an axis of length `size`, per output position."""
+    num_out = (size + 2 * pad - dilation * (kernel_size - 1) - 1) // strides + 1
+    taps = np.arange(num_out)[:, None] * strides - pad + np.arange(kernel_size)[None, :] * dilation
+    return ((taps >= 0) & (taps < size)).sum(axis=1)
+
+
+def partial_conv_ratio(height: int, width: int, kernel_size: int, strides: int, dilation: int) -> np.ndarray:
+    """Partial-convolution rescaling map (out_h, out_w): kernel area / valid input pixels.
+
+    The all-ones input mask factorises over rows and columns, so the valid count is an outer
+    product of per-axis counts; it depends only on the input shape, hence plain numpy.
+    """
+    pad = dilation * (kernel_size - 1) // 2
+    count = np.outer(
+        _valid_taps(height, kernel_size, strides, dilation, pad),
+        _valid_taps(width, kernel_size, strides, dilation, pad),
+    )
+    return np.where(count > 0, kernel_size**2 / np.maximum(count, 1), 0.0).astype(np.float32)
+
+
+class PaddedConv(nn.Module):
+    """Square convolution with PyTorch-style symmetric padding in one of `PADDINGS`.
+
+    Pads `dilation * (kernel_size - 1) // 2` on each side (none for `valid`), so output shapes
+    match torch.nn.Conv2d. Params: `kernel` (k, k, in, out) and, with `use_bias`, `bias` (out,).
+
+    Attributes:
+      features: output channels.
+      kernel_size: side of the square kernel.
+      strides: spatial stride.
+      dilation: kernel dilation.
+      padding: one of `PADDINGS`; `partial` is the partial convolution of Liu et al. (2018).
+      use_bias: whether to add a bias.
+      dtype: computation dtype (params stay float32).
+      kernel_init: kernel initialiser.
+    """
+
+    features: int
+    kernel_size: int
+    strides: int = 1
+    dilation: int = 1
+    padding: str = "zero"
+    use_bias: bool = False
+    dtype: Any = jnp.float32
+    kernel_init: Callable = kaiming_fan_out
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding={self.padding!r} is not one of {PADDINGS}")
+        k = self.kernel_size
+        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
+        height, width = x.shape[1:3]
+        pad = 0 if self.padding == "valid" else self.dilation * (k - 1) // 2
+        if pad:
+            x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=_PAD_MODES[self.padding])
+        span = self.dilation * (k - 1) + 1
+        if min(x.shape[1:3]) < span:
+            # XLA would silently return an empty map, and its global mean would be NaN.
+            raise ValueError(
+                f"input {height}x{width} is too small for a {k}x{k} kernel (dilation {self.dilation}) "
+                f"with padding={self.padding!r}"
+            )
+        x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
+        y = lax.conv_general_dilated(
+            x,
+            kernel,
+            window_strides=(self.strides, self.strides),
+            padding="VALID",
+            rhs_dilation=(self.dilation, self.dilation),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        if self.padding == "partial":
+            ratio = partial_conv_ratio(height, width, k, self.strides, self.dilation)
+            y = y * jnp.asarray(ratio, y.dtype)[None, :, :, None]
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros, (self.features,))
+            y = y + bias.astype(y.dtype)
+        return y

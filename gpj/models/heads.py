@@ -1,0 +1,67 @@
+"""GAPNet and PermuteNet: the paper's two heads on top of any backbone returning (features, out)."""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from gpj.models.conv import PaddedConv
+
+
+def _named_outputs(out: dict[str, jnp.ndarray], features: jnp.ndarray) -> dict[str, jnp.ndarray]:
+    """Backbone intermediates plus "features" and its global average pool "latent"."""
+    return {**out, "features": features, "latent": features.mean(axis=(1, 2))}
+
+
+class GAPNet(nn.Module):
+    """Backbone → 3x3 conv to `num_classes` channels → global average pool → logits.
+
+    Attributes:
+      backbone: module mapping `(x, train)` to `(features, out)`.
+      num_classes: number of logits.
+      padding: padding mode of the head conv, one of `conv.PADDINGS`.
+      dtype: computation dtype; logits are float32.
+    """
+
+    backbone: nn.Module
+    num_classes: int
+    padding: str = "zero"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        features, out = self.backbone(x, train)
+        y = PaddedConv(
+            self.num_classes, 3, padding=self.padding, use_bias=True, dtype=self.dtype, name="head_conv"
+        )(features)
+        return y.astype(jnp.float32).mean(axis=(1, 2)), _named_outputs(out, features)
+
+
+class PermuteNet(nn.Module):
+    """Backbone → global average pool → channel permutation → dense logits.
+
+    With `shuffle_layer == 5` the pooled channels get a fresh random order from the `permute` rng
+    on every call, in training and evaluation alike; for 1..4 the backbone permutes instead.
+
+    Attributes:
+      backbone: module mapping `(x, train)` to `(features, out)`.
+      num_classes: number of logits.
+      shuffle_layer: 5 to permute the pooled latent here; 1..4 when the backbone permutes.
+      dtype: computation dtype; logits are float32.
+    """
+
+    backbone: nn.Module
+    num_classes: int
+    shuffle_layer: int = 5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        features, out = self.backbone(x, train)
+        out = _named_outputs(out, features)
+        latent = out["latent"]
+        if self.shuffle_layer == 5:
+            latent = jnp.take(latent, jax.random.permutation(self.make_rng("permute"), latent.shape[-1]), axis=-1)
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(latent)
+        return logits.astype(jnp.float32), out

@@ -1,0 +1,275 @@
+"""Specification tests for gpj.models: shapes, parameter counts, padding numerics, permutation, BN."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gpj.models import HEADS, MODEL_NAMES, PADDINGS, STEMS, build_model
+from gpj.models.conv import PaddedConv
+
+RNGS = {"params": jax.random.key(0), "permute": jax.random.key(1)}
+
+
+def init_shapes(model, size, batch=2):
+    """Abstract (logits, out) and variables of `model.init` on a (batch, size, size, 3) input; no compute."""
+    x = jnp.zeros((batch, size, size, 3))
+    return jax.eval_shape(lambda: model.init_with_output(RNGS, x, train=False))
+
+
+def num_params(tree):
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree))
+
+
+# --- shapes -------------------------------------------------------------------------------------
+
+# Spatial side and channels of every named output of the width-0.125 models on a 48x48 input.
+EXPECTED_OUTPUTS = {
+    "resnet18": {"stem": (24, 8), "stage1": (24, 8), "stage2": (12, 16), "stage3": (6, 32), "stage4": (3, 64)},
+    "resnet34": {"stem": (24, 8), "stage1": (24, 8), "stage2": (12, 16), "stage3": (6, 32), "stage4": (3, 64)},
+    "resnet50": {"stem": (24, 8), "stage1": (24, 32), "stage2": (12, 64), "stage3": (6, 128), "stage4": (3, 256)},
+    "vgg11": {"stage1": (24, 8), "stage2": (12, 16), "stage3": (6, 32), "stage4": (3, 64), "stage5": (1, 64)},
+    "vgg16": {"stage1": (24, 8), "stage2": (12, 16), "stage3": (6, 32), "stage4": (3, 64), "stage5": (1, 64)},
+}
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_output_shapes(name, head):
+    model = build_model(name, num_classes=9, head=head, width=0.125)
+    (logits, out), _ = init_shapes(model, 48)
+    expected = EXPECTED_OUTPUTS[name]
+    last = list(expected.values())[-1]
+    assert logits.shape == (2, 9) and logits.dtype == jnp.float32
+    assert set(out) == {*expected, "features", "latent"}
+    for key, (side, channels) in expected.items():
+        assert out[key].shape == (2, side, side, channels), key
+    assert out["features"].shape == (2, last[0], last[0], last[1])
+    assert out["latent"].shape == (2, last[1])
+
+
+@pytest.mark.parametrize("stem, stem_side, feature_side", [("paper", 32, 4), ("cifar", 64, 8), ("imagenet", 16, 2)])
+def test_stem_downsampling(stem, stem_side, feature_side):
+    (_, out), _ = init_shapes(build_model("resnet18", num_classes=4, width=0.125, stem=stem), 64)
+    assert out["stem"].shape[1:3] == (stem_side, stem_side)
+    assert out["features"].shape[1:3] == (feature_side, feature_side)
+
+
+def test_bfloat16_model_returns_float32_logits():
+    model = build_model("resnet18", num_classes=3, head="permutenet", width=0.125, dtype=jnp.bfloat16)
+    (logits, out), variables = init_shapes(model, 32)
+    assert logits.dtype == jnp.float32
+    assert out["features"].dtype == jnp.bfloat16
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables["params"]))
+
+
+def test_valid_padding_shrinks_maps_and_crops_shortcuts():
+    # 224 -> 7x7/2 stem 109 -> four 3x3 convs 101 -> stride-2 conv 50, three convs 44 -> 21, 15 -> 7, 1.
+    model = build_model("resnet18", num_classes=3, head="permutenet", width=0.125, padding="valid")
+    (_, out), _ = init_shapes(model, 224, batch=1)
+    sides = [out[key].shape[1] for key in ("stem", "stage1", "stage2", "stage3", "stage4")]
+    assert sides == [109, 101, 44, 15, 1]
+
+
+def test_too_small_input_raises_instead_of_empty_maps():
+    with pytest.raises(ValueError, match="too small"):
+        init_shapes(build_model("resnet18", num_classes=3, width=0.125, padding="valid"), 160, batch=1)
+
+
+# --- parameter counts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("resnet18", 11_176_512),  # torchvision resnet18 minus fc
+        ("resnet50", 23_508_032),  # torchvision resnet50 minus fc
+        ("vgg11", 9_225_984),  # torchvision vgg11_bn .features
+    ],
+)
+def test_backbone_param_count_matches_torchvision(name, expected):
+    _, variables = init_shapes(build_model(name, num_classes=10), 64, batch=1)
+    assert num_params(variables["params"]["backbone"]) == expected
+
+
+def test_head_param_counts():
+    _, gap = init_shapes(build_model("resnet18", num_classes=10, head="gapnet"), 64, batch=1)
+    _, perm = init_shapes(build_model("resnet18", num_classes=10, head="permutenet"), 64, batch=1)
+    assert num_params(gap["params"]["head_conv"]) == 3 * 3 * 512 * 10 + 10
+    assert num_params(perm["params"]["head_dense"]) == 512 * 10 + 10
+
+
+# --- padding numerics against numpy -------------------------------------------------------------
+
+NUMPY_PAD_MODES = {"zero": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def numpy_conv(x, kernel, bias, padding, strides, dilation):
+    """Direct NHWC convolution with torch-style padding; partial conv counts valid pixels with a mask."""
+    k = kernel.shape[0]
+    pad = 0 if padding == "valid" else dilation * (k - 1) // 2
+    widths = ((0, 0), (pad, pad), (pad, pad), (0, 0))
+    xp = np.pad(x, widths, mode=NUMPY_PAD_MODES.get(padding, "constant"))
+    maskp = np.pad(np.ones((1, *x.shape[1:3], 1)), widths)
+    span = dilation * (k - 1) + 1
+    out_h = (xp.shape[1] - span) // strides + 1
+    out_w = (xp.shape[2] - span) // strides + 1
+    y = np.zeros((x.shape[0], out_h, out_w, kernel.shape[-1]))
+    valid = np.zeros((1, out_h, out_w, 1))
+    for a in range(k):
+        for b in range(k):
+            rows = slice(a * dilation, a * dilation + strides * (out_h - 1) + 1, strides)
+            cols = slice(b * dilation, b * dilation + strides * (out_w - 1) + 1, strides)
+            y += xp[:, rows, cols, :] @ kernel[a, b]
+            valid += maskp[:, rows, cols, :]
+    if padding == "partial":
+        y *= k * k / valid
+    return y + bias
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_padded_conv_matches_numpy(padding, strides, dilation):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 7, 7, 2)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 2, 3)).astype(np.float32)
+    bias = rng.normal(size=(3,)).astype(np.float32)
+    conv = PaddedConv(3, 3, strides=strides, dilation=dilation, padding=padding, use_bias=True)
+    y = conv.apply({"params": {"kernel": kernel, "bias": bias}}, x)
+    np.testing.assert_allclose(y, numpy_conv(x, kernel, bias, padding, strides, dilation), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size, strides, side", [(7, 2, 4), (3, 1, 7), (3, 2, 4), (1, 2, 4)])
+def test_padded_conv_output_side_matches_torch(kernel_size, strides, side):
+    conv = PaddedConv(1, kernel_size, strides=strides)
+    y, _ = jax.eval_shape(lambda: conv.init_with_output(jax.random.key(0), jnp.zeros((1, 7, 7, 1))))
+    assert y.shape == (1, side, side, 1)
+
+
+def test_partial_conv_keeps_constant_input_constant_at_borders():
+    conv = PaddedConv(1, 3, padding="partial")
+    kernel = np.ones((3, 3, 1, 1), np.float32)
+    y = conv.apply({"params": {"kernel": kernel}}, np.full((1, 5, 5, 1), 2.0, np.float32))
+    np.testing.assert_allclose(y, 18.0, rtol=1e-6)
+
+
+# --- permutation --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return jax.random.normal(jax.random.key(42), (4, 32, 32, 3))
+
+
+@pytest.mark.parametrize("shuffle_layer", [1, 2, 3, 4, 5])
+def test_permutenet_draws_a_fresh_permutation_per_call(shuffle_layer, batch):
+    model = build_model("resnet18", num_classes=5, head="permutenet", width=0.125, shuffle_layer=shuffle_layer)
+    variables = model.init(RNGS, batch, train=False)
+
+    def run(seed, train=False):
+        rngs = {"permute": jax.random.key(seed)}
+        if train:
+            return model.apply(variables, batch, train=True, rngs=rngs, mutable=["batch_stats"])[0]
+        return model.apply(variables, batch, train=False, rngs=rngs)
+
+    (a, out_a), (a_again, _), (b, out_b) = run(7), run(7), run(8)
+    np.testing.assert_array_equal(a, a_again)
+    assert not np.allclose(a, b), "eval mode must permute too"
+    assert not np.allclose(run(7, train=True)[0], run(8, train=True)[0]), "train mode must permute"
+
+    # The permutation sits right before stage `shuffle_layer` (5: after global pooling).
+    before = "stem" if shuffle_layer == 1 else ("latent" if shuffle_layer == 5 else f"stage{shuffle_layer - 1}")
+    np.testing.assert_array_equal(out_a[before], out_b[before])
+    if shuffle_layer < 5:
+        assert not np.allclose(out_a[f"stage{shuffle_layer}"], out_b[f"stage{shuffle_layer}"])
+
+
+def test_gapnet_does_not_depend_on_permute_rng(batch):
+    model = build_model("resnet18", num_classes=5, width=0.125)
+    variables = model.init(RNGS, batch, train=False)
+    a, _ = model.apply(variables, batch, train=False, rngs={"permute": jax.random.key(1)})
+    b, _ = model.apply(variables, batch, train=False, rngs={"permute": jax.random.key(2)})
+    np.testing.assert_array_equal(a, b)
+
+
+# --- named intermediates ------------------------------------------------------------------------
+
+
+def test_gapnet_logits_are_spatial_mean_of_head_conv_on_features(batch):
+    model = build_model("resnet18", num_classes=5, width=0.125)
+    variables = model.init(RNGS, batch, train=False)
+    logits, out = model.apply(variables, batch, train=False)
+    head = PaddedConv(5, 3, use_bias=True)
+    expected = head.apply({"params": variables["params"]["head_conv"]}, out["features"]).mean(axis=(1, 2))
+    np.testing.assert_allclose(logits, expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(out["features"], out["stage4"])
+    np.testing.assert_allclose(out["latent"], out["features"].mean(axis=(1, 2)), atol=1e-6)
+
+
+# --- argument checks ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, arg",
+    [
+        ("resnet99", {}, "name"),
+        ("resnet18", {"head": "linear"}, "head"),
+        ("resnet18", {"stem": "tiny"}, "stem"),
+        ("resnet18", {"padding": "same"}, "padding"),
+        ("resnet18", {"shuffle_layer": 0}, "shuffle_layer"),
+        ("resnet18", {"shuffle_layer": 6}, "shuffle_layer"),
+        ("vgg11", {"shuffle_layer": 3}, "shuffle_layer"),
+        ("resnet18", {"width": 0.0}, "width"),
+        ("resnet18", {"num_classes": 0}, "num_classes"),
+        ("resnet18", {"bn_momentum": 1.0}, "bn_momentum"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_the_argument(name, kwargs, arg):
+    kwargs = {"num_classes": 3, **kwargs}
+    with pytest.raises(ValueError, match=arg):
+        build_model(name, **kwargs)
+
+
+def test_vgg_shuffle_layer_message_says_resnet_only():
+    with pytest.raises(ValueError, match="only supported for ResNet"):
+        build_model("vgg16", num_classes=3, shuffle_layer=2)
+
+
+def test_choice_tuples():
+    assert MODEL_NAMES == ("resnet18", "resnet34", "resnet50", "vgg11", "vgg16")
+    assert HEADS == ("gapnet", "permutenet")
+    assert STEMS == ("paper", "cifar", "imagenet")
+    assert PADDINGS == ("zero", "reflect", "replicate", "circular", "valid", "partial")
+
+
+# --- BatchNorm running statistics ---------------------------------------------------------------
+
+
+def train_eval_gap(bn_momentum, batch, updates=80):
+    """Max |eval - train| logits on `batch` after `updates` batch_stats updates on that batch."""
+    model = build_model("resnet18", num_classes=5, width=0.125, bn_momentum=bn_momentum)
+    variables = model.init(RNGS, batch, train=False)
+    params = variables["params"]
+
+    @jax.jit
+    def update(batch_stats):
+        (logits, _), new = model.apply(
+            {"params": params, "batch_stats": batch_stats}, batch, train=True, mutable=["batch_stats"]
+        )
+        return new["batch_stats"], logits
+
+    batch_stats = variables["batch_stats"]
+    for _ in range(updates):
+        batch_stats, train_logits = update(batch_stats)
+    eval_logits, _ = model.apply({"params": params, "batch_stats": batch_stats}, batch, train=False)
+    return float(jnp.max(jnp.abs(eval_logits - train_logits))), float(jnp.max(jnp.abs(train_logits)))
+
+
+def test_batchnorm_eval_matches_train_after_running_stats_converge(batch):
+    # 0.9**n of the initial (0, 1) statistics is left after n updates and its error compounds through
+    # ~20 BN layers: n=30 still leaves ~0.9 on the logits, n=80 ~5e-3. 0.999**80 leaves 92%.
+    gap, scale = train_eval_gap(0.9, batch)
+    assert scale > 1.0 and gap < 1e-2
+    slow_gap, _ = train_eval_gap(0.999, batch)
+    assert slow_gap > 1.0
