@@ -31,6 +31,28 @@ def prepare_workdir(path: str) -> str:
   return path
 
 
+def argv_flag(argv, name: str) -> str:
+  """The command-line argument that set flag `name` (for error messages)."""
+  return next((a for a in argv if a.split("=")[0] == name), name)
+
+
+def parse_flags(argv):
+  """absl flag parsing, with config-file and override mistakes reported in one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:  # a config file that fails to load embeds its traceback: keep the cause
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    message = lines[0] if len(lines) == 1 else f"{argv_flag(argv, '--config')}: {lines[-1]}"
+  except (AttributeError, KeyError) as e:  # ml_collections: an override names no field
+    key = str(e).strip("'\"")
+    bad = [a.split("=")[0] for a in argv if a.startswith("--config.") and
+           key in a.split("=")[0].split(".")]
+    message = (f"{bad[0] if bad else '--config.' + key}: the config has no field {key!r}; "
+               "see the config file for the fields and their defaults")
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -39,14 +61,20 @@ def main(argv):
   from gpj.experiments import EXPERIMENTS
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; --verbosity=0 shows all
-  config = _CONFIG.value
   try:
-    if config.get("experiment") not in EXPERIMENTS:
-      raise ConfigError(f"experiment={config.get('experiment')!r} is not valid; choose one of: "
+    config = _CONFIG.value
+    experiment = config.get("experiment")
+  except OSError as e:  # ml_collections defers a config file that could not be read to here
+    print(f"error: {argv_flag(argv, '--config')}: {str(e).strip().splitlines()[-1].strip()}",
+          file=sys.stderr)
+    sys.exit(1)
+  try:
+    if experiment not in EXPERIMENTS:
+      raise ConfigError(f"experiment={experiment!r} is not valid; choose one of: "
                         f"{', '.join(EXPERIMENTS)}")
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    workdir = prepare_workdir(_WORKDIR.value or os.path.join("runs", f"{config.experiment}-{stamp}"))
-    results = EXPERIMENTS[config.experiment](config, workdir)
+    workdir = prepare_workdir(_WORKDIR.value or os.path.join("runs", f"{experiment}-{stamp}"))
+    results = EXPERIMENTS[experiment](config, workdir)
   except GpjError as e:
     logging.debug("user error", exc_info=True)
     print(f"error: {e}", file=sys.stderr)
@@ -58,4 +86,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -49,7 +49,7 @@ def fit(state, train_step, batch_fn: Callable[[int], dict], *, num_steps: int, m
   start = int(state.step)
   history = _load_history(run_dir, start)
   writer = SummaryWriter(os.path.join(run_dir, "tensorboard")) if is_main else None
-  bar = tqdm.tqdm(total=num_steps, initial=start, desc=desc, disable=not is_main,
+  bar = tqdm.tqdm(total=num_steps, initial=start, desc=desc, disable=not is_main or start >= num_steps,
                   dynamic_ncols=True, leave=False)
   pending = []
   try:
