@@ -1,6 +1,6 @@
 """Runs one gpj experiment from a config file.
 
-  python -m gpj.main --config=configs/probe.py[:presets] [--workdir=DIR] [--config.field=value]
+python -m gpj.main --config=configs/probe.py[:presets] [--workdir=DIR] [--config.field=value]
 """
 
 import datetime
@@ -12,78 +12,97 @@ from ml_collections import config_flags
 
 from gpj.errors import ConfigError, GpjError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default: runs/<experiment>-<time>).")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Output folder (default: runs/<experiment>-<time>)."
+)
 flags.mark_flags_as_required(["config"])
 
 
 def prepare_workdir(path: str) -> str:
-  """Creates the workdir and proves it is writable before any compute."""
-  try:
-    os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, ".write_test")
-    with open(probe, "w") as f:
-      f.write("ok")
-    os.remove(probe)
-  except OSError as e:
-    raise ConfigError(f"--workdir={path} is not writable ({e.strerror}); choose another folder")
-  return path
+    """Creates the workdir and proves it is writable before any compute."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"--workdir={path} is not writable ({e.strerror}); choose another folder")
+    return path
 
 
 def argv_flag(argv, name: str) -> str:
-  """The command-line argument that set flag `name` (for error messages)."""
-  return next((a for a in argv if a.split("=")[0] == name), name)
+    """The command-line argument that set flag `name` (for error messages)."""
+    return next((a for a in argv if a.split("=")[0] == name), name)
 
 
 def parse_flags(argv):
-  """absl flag parsing, with config-file and override mistakes reported in one line."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:  # a config file that fails to load embeds its traceback: keep the cause
-    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-    message = lines[0] if len(lines) == 1 else f"{argv_flag(argv, '--config')}: {lines[-1]}"
-  except (AttributeError, KeyError) as e:  # ml_collections: an override names no field
-    key = str(e).strip("'\"")
-    bad = [a.split("=")[0] for a in argv if a.startswith("--config.") and
-           key in a.split("=")[0].split(".")]
-    message = (f"{bad[0] if bad else '--config.' + key}: the config has no field {key!r}; "
-               "see the config file for the fields and their defaults")
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(1)
+    """absl flag parsing, with config-file and override mistakes reported in one line."""
+    try:
+        return flags.FLAGS(argv)
+    except (
+        flags.Error
+    ) as e:  # a config file that fails to load embeds its traceback: keep the cause
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        message = lines[0] if len(lines) == 1 else f"{argv_flag(argv, '--config')}: {lines[-1]}"
+    except (AttributeError, KeyError) as e:  # ml_collections: an override names no field
+        key = str(e).strip("'\"")
+        bad = [
+            a.split("=")[0]
+            for a in argv
+            if a.startswith("--config.") and key in a.split("=")[0].split(".")
+        ]
+        message = (
+            f"{bad[0] if bad else '--config.' + key}: the config has no field {key!r}; "
+            "see the config file for the fields and their defaults"
+        )
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  import jax  # after flag parsing: keeps --help fast
-  from gpj import report
-  from gpj.experiments import EXPERIMENTS
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; --verbosity=0 shows all
-  try:
-    config = _CONFIG.value
-    experiment = config.get("experiment")
-  except OSError as e:  # ml_collections defers a config file that could not be read to here
-    print(f"error: {argv_flag(argv, '--config')}: {str(e).strip().splitlines()[-1].strip()}",
-          file=sys.stderr)
-    sys.exit(1)
-  try:
-    if experiment not in EXPERIMENTS:
-      raise ConfigError(f"experiment={experiment!r} is not valid; choose one of: "
-                        f"{', '.join(EXPERIMENTS)}")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    workdir = prepare_workdir(_WORKDIR.value or os.path.join("runs", f"{experiment}-{stamp}"))
-    results = EXPERIMENTS[experiment](config, workdir)
-  except GpjError as e:
-    logging.debug("user error", exc_info=True)
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
-  if jax.process_index() == 0:
-    print(report.table(results))
-    print(f"\nresults: {os.path.join(workdir, 'results.json')}\n"
-          f"report:  {os.path.join(workdir, 'report.md')}")
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    import jax  # after flag parsing: keeps --help fast
+
+    from gpj import report
+    from gpj.experiments import EXPERIMENTS
+
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(
+            logging.WARNING
+        )  # orbax logs every save at INFO; --verbosity=0 shows all
+    try:
+        config = _CONFIG.value
+        experiment = config.get("experiment")
+    except OSError as e:  # ml_collections defers a config file that could not be read to here
+        print(
+            f"error: {argv_flag(argv, '--config')}: {str(e).strip().splitlines()[-1].strip()}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    try:
+        if experiment not in EXPERIMENTS:
+            raise ConfigError(
+                f"experiment={experiment!r} is not valid; choose one of: {', '.join(EXPERIMENTS)}"
+            )
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        workdir = prepare_workdir(_WORKDIR.value or os.path.join("runs", f"{experiment}-{stamp}"))
+        results = EXPERIMENTS[experiment](config, workdir)
+    except GpjError as e:
+        logging.debug("user error", exc_info=True)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    if jax.process_index() == 0:
+        print(report.table(results))
+        print(
+            f"\nresults: {os.path.join(workdir, 'results.json')}\n"
+            f"report:  {os.path.join(workdir, 'report.md')}"
+        )
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=parse_flags)

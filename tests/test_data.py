@@ -12,8 +12,8 @@ from sklearn.datasets import load_digits
 from gpj.data import batches, canvas, sources
 from gpj.errors import DataError, GpjError
 
-
 # --- sources: the embedded digits -----------------------------------------------------------------
+
 
 def _raw_digits(dataset, split):
     """Undoes normalisation of an 8×8 single-channel digits split: back to integer pixels 0..16."""
@@ -70,12 +70,15 @@ def test_digits_normalised_with_train_statistics():
     np.testing.assert_allclose(native.mean, load_digits().images.mean() / 16, atol=0.01)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(name="imagenet", image_size=8, channels=1),
-    dict(name="digits", image_size=0, channels=1),
-    dict(name="digits", image_size=8, channels=2),
-    dict(name="digits", image_size=8, channels=1, test_fraction=1.0),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"name": "imagenet", "image_size": 8, "channels": 1},
+        {"name": "digits", "image_size": 0, "channels": 1},
+        {"name": "digits", "image_size": 8, "channels": 2},
+        {"name": "digits", "image_size": 8, "channels": 1, "test_fraction": 1.0},
+    ],
+)
 def test_bad_dataset_arguments_raise_data_error(kwargs):
     with pytest.raises(DataError) as error:
         sources.load_dataset(**kwargs)
@@ -88,6 +91,7 @@ def test_unknown_dataset_message_lists_the_choices():
 
 
 # --- sources: tfds --------------------------------------------------------------------------------
+
 
 def test_tfds_without_the_extra_points_to_install_and_digits(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # makes the import fail
@@ -119,8 +123,10 @@ def prepared_mnist(tmp_path_factory):
         name = "mnist"
 
         def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(40, seed=0),
-                    "test": self._generate_examples(12, seed=1)}
+            return {
+                "train": self._generate_examples(40, seed=0),
+                "test": self._generate_examples(12, seed=1),
+            }
 
         def _generate_examples(self, num_examples, seed):
             for key, image in enumerate(_synthetic_mnist_pixels(num_examples, seed)):
@@ -145,8 +151,9 @@ def test_tfds_mnist_loads_from_a_prepared_data_dir(prepared_mnist):
         # tfds stores examples in shuffled order: compare contents and image-label pairing.
         np.testing.assert_array_equal(pixels[:, 0, 0, 0] % 10, labels)
         expected = _synthetic_mnist_pixels(len(labels), seed)
-        assert (_multiset(pixels.astype(np.uint8), labels)
-                == _multiset(expected, expected[:, 0, 0, 0] % 10))
+        assert _multiset(pixels.astype(np.uint8), labels) == _multiset(
+            expected, expected[:, 0, 0, 0] % 10
+        )
 
 
 def test_tfds_mnist_resized_to_three_channels(prepared_mnist):
@@ -158,13 +165,14 @@ def test_tfds_mnist_resized_to_three_channels(prepared_mnist):
 
 # --- canvas ---------------------------------------------------------------------------------------
 
+
 def _numpy_paste(images, cells, grid_size):
     """Independent reference: a zero canvas with the image slice-assigned into its cell."""
     b, h, w, c = images.shape
     out = np.zeros((b, grid_size * h, grid_size * w, c), images.dtype)
     for i, cell in enumerate(cells):
         row, col = divmod(int(cell), grid_size)
-        out[i, row * h:(row + 1) * h, col * w:(col + 1) * w] = images[i]
+        out[i, row * h : (row + 1) * h, col * w : (col + 1) * w] = images[i]
     return out
 
 
@@ -173,8 +181,9 @@ def test_paste_places_each_image_exactly_in_its_cell(grid_size):
     # Non-square images with negative pixels catch row/column mix-ups and -0.0 "zeros".
     images = np.asarray(jax.random.normal(jax.random.key(0), (2 * grid_size**2, 4, 5, 2)))
     cells = np.concatenate([np.arange(grid_size**2), np.arange(grid_size**2)[::-1]])
-    got = np.asarray(jax.jit(canvas.paste, static_argnums=2)(images, cells.astype(np.int32),
-                                                            grid_size))
+    got = np.asarray(
+        jax.jit(canvas.paste, static_argnums=2)(images, cells.astype(np.int32), grid_size)
+    )
     assert got.shape == (2 * grid_size**2, 4 * grid_size, 5 * grid_size, 2)
     expected = _numpy_paste(images, cells, grid_size)
     np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
@@ -200,6 +209,7 @@ def test_random_cells_are_uniform_deterministic_int32():
 
 # --- batches --------------------------------------------------------------------------------------
 
+
 def test_steps_per_epoch_drops_the_remainder():
     assert batches.steps_per_epoch(23, 5) == 4
     with pytest.raises(ValueError):
@@ -208,8 +218,12 @@ def test_steps_per_epoch_drops_the_remainder():
 
 def test_train_batches_cover_each_epoch_once_and_reshuffle_per_epoch():
     def epoch(index, seed=0):
-        return np.concatenate([batches.train_batch_indices(20, 5, seed, step)
-                               for step in range(4 * index, 4 * index + 4)])
+        return np.concatenate(
+            [
+                batches.train_batch_indices(20, 5, seed, step)
+                for step in range(4 * index, 4 * index + 4)
+            ]
+        )
 
     np.testing.assert_array_equal(np.sort(epoch(0)), np.arange(20))
     np.testing.assert_array_equal(np.sort(epoch(1)), np.arange(20))
@@ -224,8 +238,10 @@ def test_train_batches_cover_each_epoch_once_and_reshuffle_per_epoch():
 def test_process_shares_concatenate_to_the_global_batch():
     for step in (0, 5, 13):
         whole = batches.train_batch_indices(30, 8, seed=7, step=step)
-        shares = [batches.train_batch_indices(30, 8, 7, step, process_index=p, process_count=2)
-                  for p in range(2)]
+        shares = [
+            batches.train_batch_indices(30, 8, 7, step, process_index=p, process_count=2)
+            for p in range(2)
+        ]
         assert whole.shape == (8,) and shares[0].shape == (4,)
         np.testing.assert_array_equal(np.concatenate(shares), whole)
     with pytest.raises(ValueError):
@@ -236,8 +252,10 @@ def test_process_shares_concatenate_to_the_global_batch():
 def test_eval_batches_cover_every_example_once_with_static_shapes(num_examples, process_count):
     images = np.arange(num_examples * 6, dtype=np.float32).reshape(num_examples, 1, 2, 3) + 1
     labels = np.arange(num_examples)
-    per_process = [list(batches.eval_batches(images, labels, 8, p, process_count))
-                   for p in range(process_count)]
+    per_process = [
+        list(batches.eval_batches(images, labels, 8, p, process_count))
+        for p in range(process_count)
+    ]
     assert len({len(b) for b in per_process}) == 1 and len(per_process[0]) == -(-num_examples // 8)
     seen_images, seen_labels = [], []
     for global_batch in zip(*per_process):  # processes' shares, in process order

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gpj import engine, models
-from gpj.data import batches, canvas, sources
+from gpj.data import batches, sources
 from gpj.errors import CheckpointError, ConfigError, TrainingDiverged
 from gpj.experiments.probe import canvas_objective, every_cell_eval
 
@@ -21,20 +21,29 @@ BATCH = 16
 
 @pytest.fixture(scope="module")
 def dataset():
-  return sources.load_dataset("digits", image_size=8, channels=1)
+    return sources.load_dataset("digits", image_size=8, channels=1)
 
 
 @pytest.fixture(scope="module")
 def model():
-  return models.build_model("resnet18", num_classes=GRID * GRID, width=0.125)
+    return models.build_model("resnet18", num_classes=GRID * GRID, width=0.125)
 
 
 def optim_config(**overrides):
-  c = ml_collections.ConfigDict(dict(name="adam", learning_rate=1e-3, b1=0.5, b2=0.999,
-                                     momentum=0.9, weight_decay=0.0, schedule="constant",
-                                     warmup_steps=0))
-  c.update(overrides)
-  return c
+    c = ml_collections.ConfigDict(
+        {
+            "name": "adam",
+            "learning_rate": 1e-3,
+            "b1": 0.5,
+            "b2": 0.999,
+            "momentum": 0.9,
+            "weight_decay": 0.0,
+            "schedule": "constant",
+            "warmup_steps": 0,
+        }
+    )
+    c.update(overrides)
+    return c
 
 
 LOCATION = functools.partial(canvas_objective, grid_size=GRID, task="location")
@@ -43,152 +52,201 @@ TX = engine.make_optimizer(optim_config(), 0)  # constant learning rate: no step
 
 @functools.cache
 def compiled(mesh, objective=LOCATION):
-  """Compiled steps shared by the tests, as an experiment shares them across seeds."""
-  eval_step = engine.compile_eval_step(
-      functools.partial(every_cell_eval, grid_size=GRID, task="location"), mesh)
-  return engine.compile_train_step(objective, mesh), eval_step
+    """Compiled steps shared by the tests, as an experiment shares them across seeds."""
+    eval_step = engine.compile_eval_step(
+        functools.partial(every_cell_eval, grid_size=GRID, task="location"), mesh
+    )
+    return engine.compile_train_step(objective, mesh), eval_step
 
 
 def make_run(model, dataset, mesh, objective=LOCATION, seed=0):
-  """Compiled step, fresh state and batch function of a tiny location-task run."""
-  state = engine.create_state(model, TX, (1, 8 * GRID, 8 * GRID, 1), seed, mesh)
-  n = len(dataset.train_labels)
+    """Compiled step, fresh state and batch function of a tiny location-task run."""
+    state = engine.create_state(model, TX, (1, 8 * GRID, 8 * GRID, 1), seed, mesh)
+    n = len(dataset.train_labels)
 
-  def batch_fn(step):
-    idx = batches.train_batch_indices(n, BATCH, seed, step)
-    return {"image": dataset.train_images[idx], "label": dataset.train_labels[idx]}
-  return compiled(mesh, objective)[0], state, batch_fn
+    def batch_fn(step):
+        idx = batches.train_batch_indices(n, BATCH, seed, step)
+        return {"image": dataset.train_images[idx], "label": dataset.train_labels[idx]}
+
+    return compiled(mesh, objective)[0], state, batch_fn
 
 
 def fit(run_dir, model, dataset, mesh, num_steps=12, objective=LOCATION, **kw):
-  step_fn, state, batch_fn = make_run(model, dataset, mesh, objective)
-  kw.setdefault("batch_fn", batch_fn)
-  return engine.fit(state, step_fn, num_steps=num_steps, mesh=mesh, run_dir=str(run_dir),
-                    log_every=2, checkpoint_every=4, keep_checkpoints=2,
-                    fingerprint={"test": 1}, **kw)
+    step_fn, state, batch_fn = make_run(model, dataset, mesh, objective)
+    kw.setdefault("batch_fn", batch_fn)
+    return engine.fit(
+        state,
+        step_fn,
+        num_steps=num_steps,
+        mesh=mesh,
+        run_dir=str(run_dir),
+        log_every=2,
+        checkpoint_every=4,
+        keep_checkpoints=2,
+        fingerprint={"test": 1},
+        **kw,
+    )
 
 
 def evaluate(state, dataset, mesh):
-  sums = engine.evaluate(state, compiled(mesh)[1],
-                         batches.eval_batches(dataset.test_images[:64], dataset.test_labels[:64], 32),
-                         mesh, jax.random.PRNGKey(0))
-  return np.asarray(sums["correct_per_cell"])
+    sums = engine.evaluate(
+        state,
+        compiled(mesh)[1],
+        batches.eval_batches(dataset.test_images[:64], dataset.test_labels[:64], 32),
+        mesh,
+        jax.random.PRNGKey(0),
+    )
+    return np.asarray(sums["correct_per_cell"])
 
 
 def leaves_equal(a, b):
-  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def test_training_reduces_the_loss(tmp_path, model, dataset):
-  _, history = fit(tmp_path, model, dataset, engine.make_mesh(), num_steps=30)
-  assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+    _, history = fit(tmp_path, model, dataset, engine.make_mesh(), num_steps=30)
+    assert history[-1]["loss"] < 0.7 * history[0]["loss"]
 
 
 def test_same_seed_same_numbers_and_checkpoint_restore_is_bit_identical(tmp_path, model, dataset):
-  mesh = engine.make_mesh()
-  state_a, hist_a = fit(tmp_path / "a", model, dataset, mesh)
-  state_b, hist_b = fit(tmp_path / "b", model, dataset, mesh)
-  assert hist_a == hist_b and leaves_equal(state_a.params, state_b.params)
-  # A rerun of a finished workdir restores the final checkpoint and trains no further.
-  restored, hist_c = fit(tmp_path / "a", model, dataset, mesh,
-                         batch_fn=lambda step: pytest.fail("a finished run must not train"))
-  assert int(restored.step) == 12 and hist_c == hist_a
-  assert leaves_equal(restored.checkpoint_items(), state_a.checkpoint_items())
-  np.testing.assert_array_equal(evaluate(restored, dataset, mesh), evaluate(state_a, dataset, mesh))
+    mesh = engine.make_mesh()
+    state_a, hist_a = fit(tmp_path / "a", model, dataset, mesh)
+    state_b, hist_b = fit(tmp_path / "b", model, dataset, mesh)
+    assert hist_a == hist_b and leaves_equal(state_a.params, state_b.params)
+    # A rerun of a finished workdir restores the final checkpoint and trains no further.
+    restored, hist_c = fit(
+        tmp_path / "a",
+        model,
+        dataset,
+        mesh,
+        batch_fn=lambda step: pytest.fail("a finished run must not train"),
+    )
+    assert int(restored.step) == 12 and hist_c == hist_a
+    assert leaves_equal(restored.checkpoint_items(), state_a.checkpoint_items())
+    np.testing.assert_array_equal(
+        evaluate(restored, dataset, mesh), evaluate(state_a, dataset, mesh)
+    )
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, model, dataset):
-  mesh = engine.make_mesh()
-  full, full_history = fit(tmp_path / "full", model, dataset, mesh)
-  _, _, batch_fn = make_run(model, dataset, mesh)
+    mesh = engine.make_mesh()
+    full, full_history = fit(tmp_path / "full", model, dataset, mesh)
+    _, _, batch_fn = make_run(model, dataset, mesh)
 
-  def killed_at_step_10(step):
-    if step == 10:
-      raise KeyboardInterrupt
-    return batch_fn(step)
+    def killed_at_step_10(step):
+        if step == 10:
+            raise KeyboardInterrupt
+        return batch_fn(step)
 
-  with pytest.raises(KeyboardInterrupt):
-    fit(tmp_path / "cut", model, dataset, mesh, batch_fn=killed_at_step_10)
-  steps = sorted(int(p) for p in os.listdir(tmp_path / "cut" / "checkpoints") if p.isdigit())
-  assert steps == [4, 8]
-  resumed, history = fit(tmp_path / "cut", model, dataset, mesh,
-                         batch_fn=lambda step: batch_fn(step) if step >= 8 else pytest.fail(
-                             f"step {step} was already done"))
-  assert int(resumed.step) == 12
-  assert leaves_equal(resumed.checkpoint_items(), full.checkpoint_items())
-  assert [h["step"] for h in history] == [h["step"] for h in full_history]
-  assert history[-1] == full_history[-1]
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "cut", model, dataset, mesh, batch_fn=killed_at_step_10)
+    steps = sorted(int(p) for p in os.listdir(tmp_path / "cut" / "checkpoints") if p.isdigit())
+    assert steps == [4, 8]
+    resumed, history = fit(
+        tmp_path / "cut",
+        model,
+        dataset,
+        mesh,
+        batch_fn=lambda step: (
+            batch_fn(step) if step >= 8 else pytest.fail(f"step {step} was already done")
+        ),
+    )
+    assert int(resumed.step) == 12
+    assert leaves_equal(resumed.checkpoint_items(), full.checkpoint_items())
+    assert [h["step"] for h in history] == [h["step"] for h in full_history]
+    assert history[-1] == full_history[-1]
 
 
 def test_one_and_eight_devices_agree(tmp_path, model, dataset):
-  assert jax.device_count() == 8, "conftest should give 8 virtual CPU devices"
-  one = engine.make_mesh(jax.devices()[:1])
-  eight = engine.make_mesh()
-  s1, h1 = fit(tmp_path / "one", model, dataset, one, num_steps=6)
-  s8, h8 = fit(tmp_path / "eight", model, dataset, eight, num_steps=6)
-  # Same math; only the order of floating-point reductions differs.
-  for a, b in zip(h1, h8):
-    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
-  for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s8.params)):
-    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-3)
-  np.testing.assert_array_equal(evaluate(s1, dataset, one), evaluate(s8, dataset, eight))
+    assert jax.device_count() == 8, "conftest should give 8 virtual CPU devices"
+    one = engine.make_mesh(jax.devices()[:1])
+    eight = engine.make_mesh()
+    s1, h1 = fit(tmp_path / "one", model, dataset, one, num_steps=6)
+    s8, h8 = fit(tmp_path / "eight", model, dataset, eight, num_steps=6)
+    # Same math; only the order of floating-point reductions differs.
+    for a, b in zip(h1, h8):
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
+    for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s8.params)):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-3)
+    np.testing.assert_array_equal(evaluate(s1, dataset, one), evaluate(s8, dataset, eight))
 
 
 def test_batch_not_divisible_by_devices_is_a_config_error():
-  with pytest.raises(ConfigError, match="train.batch_size=12 is not divisible by the number of devices \\(8\\)"):
-    engine.check_batch_size(12, engine.make_mesh(), "train.batch_size")
+    with pytest.raises(
+        ConfigError, match="train.batch_size=12 is not divisible by the number of devices \\(8\\)"
+    ):
+        engine.check_batch_size(12, engine.make_mesh(), "train.batch_size")
 
 
 def test_corrupt_checkpoint_is_reported_and_left_untouched(tmp_path, model, dataset):
-  mesh = engine.make_mesh()
-  fit(tmp_path, model, dataset, mesh, num_steps=4)
-  ckpt = tmp_path / "checkpoints" / "4"
-  files = [p for p in ckpt.rglob("*") if p.is_file() and p.stat().st_size > 0]
-  for p in files:
-    p.write_bytes(b"garbage")
-  with pytest.raises(CheckpointError, match="cannot restore the checkpoint of step 4"):
+    mesh = engine.make_mesh()
     fit(tmp_path, model, dataset, mesh, num_steps=4)
-  assert all(p.read_bytes() == b"garbage" for p in files)
+    ckpt = tmp_path / "checkpoints" / "4"
+    files = [p for p in ckpt.rglob("*") if p.is_file() and p.stat().st_size > 0]
+    for p in files:
+        p.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot restore the checkpoint of step 4"):
+        fit(tmp_path, model, dataset, mesh, num_steps=4)
+    assert all(p.read_bytes() == b"garbage" for p in files)
 
 
 def test_incompatible_checkpoint_is_a_clear_error(tmp_path, model, dataset):
-  mesh = engine.make_mesh()
-  fit(tmp_path, model, dataset, mesh, num_steps=4)
-  wider = models.build_model("resnet18", num_classes=GRID * GRID, width=0.25)
-  with pytest.raises(CheckpointError, match="cannot restore"):
-    fit(tmp_path, wider, dataset, mesh, num_steps=4)
+    mesh = engine.make_mesh()
+    fit(tmp_path, model, dataset, mesh, num_steps=4)
+    wider = models.build_model("resnet18", num_classes=GRID * GRID, width=0.25)
+    with pytest.raises(CheckpointError, match="cannot restore"):
+        fit(tmp_path, wider, dataset, mesh, num_steps=4)
 
 
 def test_other_settings_in_the_same_run_dir_are_refused(tmp_path, model, dataset):
-  mesh = engine.make_mesh()
-  fit(tmp_path, model, dataset, mesh, num_steps=4)
-  step_fn, state, batch_fn = make_run(model, dataset, mesh)
-  with pytest.raises(CheckpointError, match="other settings \\(differing: test\\)"):
-    engine.fit(state, step_fn, batch_fn, num_steps=4, mesh=mesh, run_dir=str(tmp_path),
-               log_every=2, checkpoint_every=4, keep_checkpoints=2, fingerprint={"test": 2})
-  assert json.loads((tmp_path / "run_config.json").read_text()) == {"test": 1}
+    mesh = engine.make_mesh()
+    fit(tmp_path, model, dataset, mesh, num_steps=4)
+    step_fn, state, batch_fn = make_run(model, dataset, mesh)
+    with pytest.raises(CheckpointError, match="other settings \\(differing: test\\)"):
+        engine.fit(
+            state,
+            step_fn,
+            batch_fn,
+            num_steps=4,
+            mesh=mesh,
+            run_dir=str(tmp_path),
+            log_every=2,
+            checkpoint_every=4,
+            keep_checkpoints=2,
+            fingerprint={"test": 2},
+        )
+    assert json.loads((tmp_path / "run_config.json").read_text()) == {"test": 1}
 
 
 def diverging(params, state, batch, rng):
-  """The location objective, with the loss turning NaN from step 5 on."""
-  loss, aux = LOCATION(params, state, batch, rng)
-  return jnp.where(state.step >= 5, jnp.nan, loss), aux
+    """The location objective, with the loss turning NaN from step 5 on."""
+    loss, aux = LOCATION(params, state, batch, rng)
+    return jnp.where(state.step >= 5, jnp.nan, loss), aux
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, model, dataset):
-  with pytest.raises(TrainingDiverged, match="last good checkpoint \\(step 4\\)"):
-    fit(tmp_path, model, dataset, engine.make_mesh(), objective=diverging)
-  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]
+    with pytest.raises(TrainingDiverged, match="last good checkpoint \\(step 4\\)"):
+        fit(tmp_path, model, dataset, engine.make_mesh(), objective=diverging)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]
 
 
 def test_cosine_schedule_with_warmup_and_weight_decay():
-  tx = engine.make_optimizer(optim_config(name="sgd", momentum=0.0, schedule="cosine",
-                                          warmup_steps=2, weight_decay=0.1, learning_rate=1.0), 10)
-  params = {"w": jnp.ones(())}
-  opt_state = tx.init(params)
-  lrs = []
-  for _ in range(10):
-    updates, opt_state = tx.update({"w": jnp.zeros(())}, opt_state, params)
-    lrs.append(-float(updates["w"]) / 0.1)  # zero gradient: the update is -lr * wd * w
-  expected = [0.0, 0.5] + [0.5 * (1 + np.cos(np.pi * k / 8)) for k in range(8)]
-  np.testing.assert_allclose(lrs, expected, atol=1e-6)
+    tx = engine.make_optimizer(
+        optim_config(
+            name="sgd",
+            momentum=0.0,
+            schedule="cosine",
+            warmup_steps=2,
+            weight_decay=0.1,
+            learning_rate=1.0,
+        ),
+        10,
+    )
+    params = {"w": jnp.ones(())}
+    opt_state = tx.init(params)
+    lrs = []
+    for _ in range(10):
+        updates, opt_state = tx.update({"w": jnp.zeros(())}, opt_state, params)
+        lrs.append(-float(updates["w"]) / 0.1)  # zero gradient: the update is -lr * wd * w
+    expected = [0.0, 0.5] + [0.5 * (1 + np.cos(np.pi * k / 8)) for k in range(8)]
+    np.testing.assert_allclose(lrs, expected, atol=1e-6)

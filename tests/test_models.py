@@ -25,11 +25,41 @@ def num_params(tree):
 
 # Spatial side and channels of every named output of the width-0.125 models on a 48x48 input.
 EXPECTED_OUTPUTS = {
-    "resnet18": {"stem": (24, 8), "stage1": (24, 8), "stage2": (12, 16), "stage3": (6, 32), "stage4": (3, 64)},
-    "resnet34": {"stem": (24, 8), "stage1": (24, 8), "stage2": (12, 16), "stage3": (6, 32), "stage4": (3, 64)},
-    "resnet50": {"stem": (24, 8), "stage1": (24, 32), "stage2": (12, 64), "stage3": (6, 128), "stage4": (3, 256)},
-    "vgg11": {"stage1": (24, 8), "stage2": (12, 16), "stage3": (6, 32), "stage4": (3, 64), "stage5": (1, 64)},
-    "vgg16": {"stage1": (24, 8), "stage2": (12, 16), "stage3": (6, 32), "stage4": (3, 64), "stage5": (1, 64)},
+    "resnet18": {
+        "stem": (24, 8),
+        "stage1": (24, 8),
+        "stage2": (12, 16),
+        "stage3": (6, 32),
+        "stage4": (3, 64),
+    },
+    "resnet34": {
+        "stem": (24, 8),
+        "stage1": (24, 8),
+        "stage2": (12, 16),
+        "stage3": (6, 32),
+        "stage4": (3, 64),
+    },
+    "resnet50": {
+        "stem": (24, 8),
+        "stage1": (24, 32),
+        "stage2": (12, 64),
+        "stage3": (6, 128),
+        "stage4": (3, 256),
+    },
+    "vgg11": {
+        "stage1": (24, 8),
+        "stage2": (12, 16),
+        "stage3": (6, 32),
+        "stage4": (3, 64),
+        "stage5": (1, 64),
+    },
+    "vgg16": {
+        "stage1": (24, 8),
+        "stage2": (12, 16),
+        "stage3": (6, 32),
+        "stage4": (3, 64),
+        "stage5": (1, 64),
+    },
 }
 
 
@@ -48,7 +78,9 @@ def test_output_shapes(name, head):
     assert out["latent"].shape == (2, last[1])
 
 
-@pytest.mark.parametrize("stem, stem_side, feature_side", [("paper", 32, 4), ("cifar", 64, 8), ("imagenet", 16, 2)])
+@pytest.mark.parametrize(
+    "stem, stem_side, feature_side", [("paper", 32, 4), ("cifar", 64, 8), ("imagenet", 16, 2)]
+)
 def test_stem_downsampling(stem, stem_side, feature_side):
     (_, out), _ = init_shapes(build_model("resnet18", num_classes=4, width=0.125, stem=stem), 64)
     assert out["stem"].shape[1:3] == (stem_side, stem_side)
@@ -56,7 +88,9 @@ def test_stem_downsampling(stem, stem_side, feature_side):
 
 
 def test_bfloat16_model_returns_float32_logits():
-    model = build_model("resnet18", num_classes=3, head="permutenet", width=0.125, dtype=jnp.bfloat16)
+    model = build_model(
+        "resnet18", num_classes=3, head="permutenet", width=0.125, dtype=jnp.bfloat16
+    )
     (logits, out), variables = init_shapes(model, 32)
     assert logits.dtype == jnp.float32
     assert out["features"].dtype == jnp.bfloat16
@@ -73,7 +107,9 @@ def test_valid_padding_shrinks_maps_and_crops_shortcuts():
 
 def test_too_small_input_raises_instead_of_empty_maps():
     with pytest.raises(ValueError, match="too small"):
-        init_shapes(build_model("resnet18", num_classes=3, width=0.125, padding="valid"), 160, batch=1)
+        init_shapes(
+            build_model("resnet18", num_classes=3, width=0.125, padding="valid"), 160, batch=1
+        )
 
 
 # --- parameter counts ---------------------------------------------------------------------------
@@ -101,7 +137,12 @@ def test_head_param_counts():
 
 # --- padding numerics against numpy -------------------------------------------------------------
 
-NUMPY_PAD_MODES = {"zero": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+NUMPY_PAD_MODES = {
+    "zero": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
 
 
 def numpy_conv(x, kernel, bias, padding, strides, dilation):
@@ -137,7 +178,9 @@ def test_padded_conv_matches_numpy(padding, strides, dilation):
     bias = rng.normal(size=(3,)).astype(np.float32)
     conv = PaddedConv(3, 3, strides=strides, dilation=dilation, padding=padding, use_bias=True)
     y = conv.apply({"params": {"kernel": kernel, "bias": bias}}, x)
-    np.testing.assert_allclose(y, numpy_conv(x, kernel, bias, padding, strides, dilation), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(
+        y, numpy_conv(x, kernel, bias, padding, strides, dilation), atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("kernel_size, strides, side", [(7, 2, 4), (3, 1, 7), (3, 2, 4), (1, 2, 4)])
@@ -164,7 +207,9 @@ def batch():
 
 @pytest.mark.parametrize("shuffle_layer", [1, 2, 3, 4, 5])
 def test_permutenet_draws_a_fresh_permutation_per_call(shuffle_layer, batch):
-    model = build_model("resnet18", num_classes=5, head="permutenet", width=0.125, shuffle_layer=shuffle_layer)
+    model = build_model(
+        "resnet18", num_classes=5, head="permutenet", width=0.125, shuffle_layer=shuffle_layer
+    )
     variables = model.init(RNGS, batch, train=False)
 
     def run(seed, train=False):
@@ -179,7 +224,11 @@ def test_permutenet_draws_a_fresh_permutation_per_call(shuffle_layer, batch):
     assert not np.allclose(run(7, train=True)[0], run(8, train=True)[0]), "train mode must permute"
 
     # The permutation sits right before stage `shuffle_layer` (5: after global pooling).
-    before = "stem" if shuffle_layer == 1 else ("latent" if shuffle_layer == 5 else f"stage{shuffle_layer - 1}")
+    before = (
+        "stem"
+        if shuffle_layer == 1
+        else ("latent" if shuffle_layer == 5 else f"stage{shuffle_layer - 1}")
+    )
     np.testing.assert_array_equal(out_a[before], out_b[before])
     if shuffle_layer < 5:
         assert not np.allclose(out_a[f"stage{shuffle_layer}"], out_b[f"stage{shuffle_layer}"])
@@ -201,7 +250,9 @@ def test_gapnet_logits_are_spatial_mean_of_head_conv_on_features(batch):
     variables = model.init(RNGS, batch, train=False)
     logits, out = model.apply(variables, batch, train=False)
     head = PaddedConv(5, 3, use_bias=True)
-    expected = head.apply({"params": variables["params"]["head_conv"]}, out["features"]).mean(axis=(1, 2))
+    expected = head.apply({"params": variables["params"]["head_conv"]}, out["features"]).mean(
+        axis=(1, 2)
+    )
     np.testing.assert_allclose(logits, expected, atol=1e-5, rtol=1e-5)
     np.testing.assert_array_equal(out["features"], out["stage4"])
     np.testing.assert_allclose(out["latent"], out["features"].mean(axis=(1, 2)), atol=1e-6)
@@ -255,7 +306,10 @@ def train_eval_gap(bn_momentum, batch, updates=80):
     @jax.jit
     def update(batch_stats):
         (logits, _), new = model.apply(
-            {"params": params, "batch_stats": batch_stats}, batch, train=True, mutable=["batch_stats"]
+            {"params": params, "batch_stats": batch_stats},
+            batch,
+            train=True,
+            mutable=["batch_stats"],
         )
         return new["batch_stats"], logits
 
@@ -263,7 +317,9 @@ def train_eval_gap(bn_momentum, batch, updates=80):
     for _ in range(updates):
         batch_stats, train_logits = update(batch_stats)
     eval_logits, _ = model.apply({"params": params, "batch_stats": batch_stats}, batch, train=False)
-    return float(jnp.max(jnp.abs(eval_logits - train_logits))), float(jnp.max(jnp.abs(train_logits)))
+    return float(jnp.max(jnp.abs(eval_logits - train_logits))), float(
+        jnp.max(jnp.abs(train_logits))
+    )
 
 
 def test_batchnorm_eval_matches_train_after_running_stats_converge(batch):

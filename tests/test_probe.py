@@ -12,119 +12,161 @@ from gpj.experiments import probe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from configs.probe import get_config  # noqa: E402
+from configs.probe import get_config
 
 
 def gpj_main(*args, **kw):
-  return subprocess.Popen([sys.executable, "-m", "gpj.main", *args], cwd=ROOT, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gpj.main", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("tiny")
-  proc = gpj_main("--config=configs/probe.py:tiny", f"--workdir={workdir}")
-  out, err = proc.communicate(timeout=600)
-  assert proc.returncode == 0, err[-3000:]
-  return workdir, out
+    workdir = tmp_path_factory.mktemp("tiny")
+    proc = gpj_main("--config=configs/probe.py:tiny", f"--workdir={workdir}")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    return workdir, out
 
 
 def test_tiny_probe_writes_results_report_figures_checkpoints(tiny_run):
-  workdir, out = tiny_run
-  results = json.loads((workdir / "results.json").read_text())
-  assert "| GAPNet |" in out and "| PermuteNet |" in out
-  assert {(r["head"], r["task"]) for r in results["runs"]} == {
-      (h, t) for h in ("gapnet", "permutenet") for t in ("location", "object")}
-  n_test = results["dataset"]["num_test"]
-  for r in results["runs"]:
-    assert r["num_test_images"] == n_test and r["num_evaluations"] == 9 * n_test
-    assert len(r["per_cell_accuracy"]) == 3 and all(len(row) == 3 for row in r["per_cell_accuracy"])
-    assert abs(sum(map(sum, r["per_cell_accuracy"])) / 9 - r["accuracy"]) < 1e-9
-    run_dir = workdir / r["run_dir"]
-    assert (run_dir / "checkpoints" / str(r["steps"])).is_dir()
-    assert any(f.startswith("events.out.tfevents") for f in os.listdir(run_dir / "tensorboard"))
-  assert results["chance"] == {"location": 1 / 9, "object": 1 / 10}
-  assert results["environment"]["device_count"] >= 1 and results["environment"]["packages"]["jax"]
-  assert results["config"]["model"]["name"] == "resnet18"
-  report = (workdir / "report.md").read_text()
-  assert "| model | location (chance 11.1) | object (chance 10.0) |" in report
-  for figure in ("per_cell_accuracy.png", "training_curves.png"):
-    assert (workdir / figure).stat().st_size > 1000 and f"]({figure})" in report
-  gapnet_location = [r for r in results["runs"] if (r["head"], r["task"]) == ("gapnet", "location")]
-  assert gapnet_location[0]["accuracy"] > 0.5  # far above chance even after one tiny epoch
+    workdir, out = tiny_run
+    results = json.loads((workdir / "results.json").read_text())
+    assert "| GAPNet |" in out and "| PermuteNet |" in out
+    assert {(r["head"], r["task"]) for r in results["runs"]} == {
+        (h, t) for h in ("gapnet", "permutenet") for t in ("location", "object")
+    }
+    n_test = results["dataset"]["num_test"]
+    for r in results["runs"]:
+        assert r["num_test_images"] == n_test and r["num_evaluations"] == 9 * n_test
+        assert len(r["per_cell_accuracy"]) == 3 and all(
+            len(row) == 3 for row in r["per_cell_accuracy"]
+        )
+        assert abs(sum(map(sum, r["per_cell_accuracy"])) / 9 - r["accuracy"]) < 1e-9
+        run_dir = workdir / r["run_dir"]
+        assert (run_dir / "checkpoints" / str(r["steps"])).is_dir()
+        assert any(f.startswith("events.out.tfevents") for f in os.listdir(run_dir / "tensorboard"))
+    assert results["chance"] == {"location": 1 / 9, "object": 1 / 10}
+    assert results["environment"]["device_count"] >= 1 and results["environment"]["packages"]["jax"]
+    assert results["config"]["model"]["name"] == "resnet18"
+    report = (workdir / "report.md").read_text()
+    assert "| model | location (chance 11.1) | object (chance 10.0) |" in report
+    for figure in ("per_cell_accuracy.png", "training_curves.png"):
+        assert (workdir / figure).stat().st_size > 1000 and f"]({figure})" in report
+    gapnet_location = [
+        r for r in results["runs"] if (r["head"], r["task"]) == ("gapnet", "location")
+    ]
+    assert gapnet_location[0]["accuracy"] > 0.5  # far above chance even after one tiny epoch
 
 
 def test_rerun_on_the_same_workdir_resumes_and_reproduces(tiny_run):
-  workdir, _ = tiny_run
-  before = json.loads((workdir / "results.json").read_text())["runs"]
-  proc = gpj_main("--config=configs/probe.py:tiny", f"--workdir={workdir}",
-                  "--config.runs=('permutenet:location',)")
-  _, err = proc.communicate(timeout=600)
-  assert proc.returncode == 0, err[-3000:]
-  after = json.loads((workdir / "results.json").read_text())["runs"]
-  assert len(after) == 1 and "permutenet-location" not in err  # restored: no progress bar
-  expected = next(r for r in before if r["run_dir"] == after[0]["run_dir"])
-  for key in ("accuracy", "per_cell_accuracy", "history"):
-    assert after[0][key] == expected[key]
+    workdir, _ = tiny_run
+    before = json.loads((workdir / "results.json").read_text())["runs"]
+    proc = gpj_main(
+        "--config=configs/probe.py:tiny",
+        f"--workdir={workdir}",
+        "--config.runs=('permutenet:location',)",
+    )
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    after = json.loads((workdir / "results.json").read_text())["runs"]
+    assert len(after) == 1 and "permutenet-location" not in err  # restored: no progress bar
+    expected = next(r for r in before if r["run_dir"] == after[0]["run_dir"])
+    for key in ("accuracy", "per_cell_accuracy", "history"):
+        assert after[0][key] == expected[key]
 
 
 BAD_CONFIGS = {
-    "model": (["--config.model.name=resnet19"], "model.name='resnet19' is not valid; choose one of: resnet18"),
-    "padding": (["--config.model.padding=mirror"], "model.padding='mirror' is not valid; choose one of: zero, reflect"),
-    "dataset": (["--config.data.name=imagenet"], "data.name='imagenet' is not valid; choose one of: digits"),
-    "grid": (["--config.model.padding=valid"], "canvas (data.grid_size=3 x data.image_size=8) is too small"),
+    "model": (
+        ["--config.model.name=resnet19"],
+        "model.name='resnet19' is not valid; choose one of: resnet18",
+    ),
+    "padding": (
+        ["--config.model.padding=mirror"],
+        "model.padding='mirror' is not valid; choose one of: zero, reflect",
+    ),
+    "dataset": (
+        ["--config.data.name=imagenet"],
+        "data.name='imagenet' is not valid; choose one of: digits",
+    ),
+    "grid": (
+        ["--config.model.padding=valid"],
+        "canvas (data.grid_size=3 x data.image_size=8) is too small",
+    ),
     "epochs": (["--config.train.num_epochs=0"], "train.num_epochs=0 must be a positive number"),
-    "preset": (["--config=configs/probe.py:tiny,huge"], "unknown preset 'huge'; valid presets: cifar10, tiny, vgg16"),
+    "preset": (
+        ["--config=configs/probe.py:tiny,huge"],
+        "unknown preset 'huge'; valid presets: cifar10, tiny, vgg16",
+    ),
     "field": (["--config.model.depth=3"], "--config.model.depth: the config has no field 'depth'"),
     "workdir": (["--workdir=/proc/gpj"], "--workdir=/proc/gpj is not writable"),
-    "shuffle": (["--config.model.shuffle_layer=7"], "model.shuffle_layer=7 must be between 1 and 5"),
+    "shuffle": (
+        ["--config.model.shuffle_layer=7"],
+        "model.shuffle_layer=7 must be between 1 and 5",
+    ),
     "runs": (["--config.runs=('gapnet:colour',)"], "runs entry 'gapnet:colour' is not valid"),
 }
 
 
 def test_every_bad_config_fails_fast_with_one_clear_line():
-  procs = {}
-  for name, (args, _) in BAD_CONFIGS.items():
-    if not any(a.startswith("--config=") for a in args):
-      args = ["--config=configs/probe.py:tiny", *args]
-    if not any(a.startswith("--workdir") for a in args):
-      args = [*args, "--workdir=/tmp/gpj-bad-config-never-created"]
-    procs[name] = gpj_main(*args)
-  for name, proc in procs.items():
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, (name, err)
-    assert "Traceback" not in err, (name, err)
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and BAD_CONFIGS[name][1] in lines[0], (name, err)
-  assert not os.path.exists("/tmp/gpj-bad-config-never-created/results.json")
+    procs = {}
+    for name, (args, _) in BAD_CONFIGS.items():
+        if not any(a.startswith("--config=") for a in args):
+            args = ["--config=configs/probe.py:tiny", *args]
+        if not any(a.startswith("--workdir") for a in args):
+            args = [*args, "--workdir=/tmp/gpj-bad-config-never-created"]
+        procs[name] = gpj_main(*args)
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, (name, err)
+        assert "Traceback" not in err, (name, err)
+        lines = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and BAD_CONFIGS[name][1] in lines[0], (name, err)
+    assert not os.path.exists("/tmp/gpj-bad-config-never-created/results.json")
 
 
 def check(config):
-  probe.validate(config)
-  size = config.data.grid_size * config.data.image_size
-  probe.check_fits(config, (1, size, size, config.data.channels), 10)
+    probe.validate(config)
+    size = config.data.grid_size * config.data.image_size
+    probe.check_fits(config, (1, size, size, config.data.channels), 10)
 
 
 @pytest.mark.parametrize("preset", ["cifar10", "vgg16", "tiny", "cifar10,vgg16"])
 def test_presets_are_valid_and_fit(preset):
-  check(get_config(preset))
+    check(get_config(preset))
 
 
 def test_vgg16_on_tiny_canvases_is_refused_before_compute():
-  with pytest.raises(ConfigError, match="24x24 canvas .* too small for model.name='vgg16'"):
-    check(get_config("tiny,vgg16"))
+    with pytest.raises(ConfigError, match="24x24 canvas .* too small for model.name='vgg16'"):
+        check(get_config("tiny,vgg16"))
 
 
 def test_cifar10_preset_is_the_paper_setting():
-  c = get_config("cifar10")
-  assert (c.data.name, c.data.grid_size, c.data.image_size, c.model.width, c.model.stem) == (
-      "cifar10", 3, 32, 1.0, "paper")
-  assert (c.train.batch_size, c.train.num_epochs, c.optim.name, c.optim.learning_rate,
-          c.optim.b1) == (48, 20, "adam", 1e-3, 0.5)
+    c = get_config("cifar10")
+    assert (c.data.name, c.data.grid_size, c.data.image_size, c.model.width, c.model.stem) == (
+        "cifar10",
+        3,
+        32,
+        1.0,
+        "paper",
+    )
+    assert (
+        c.train.batch_size,
+        c.train.num_epochs,
+        c.optim.name,
+        c.optim.learning_rate,
+        c.optim.b1,
+    ) == (48, 20, "adam", 1e-3, 0.5)
 
 
 def test_vgg_with_an_inner_shuffle_layer_is_refused():
-  config = get_config("vgg16")
-  config.model.shuffle_layer = 2
-  with pytest.raises(ConfigError, match="model.shuffle_layer=2 needs a ResNet"):
-    probe.validate(config)
+    config = get_config("vgg16")
+    config.model.shuffle_layer = 2
+    with pytest.raises(ConfigError, match="model.shuffle_layer=2 needs a ResNet"):
+        probe.validate(config)

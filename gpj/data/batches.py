@@ -4,7 +4,7 @@ Each process handles a contiguous share of every global batch, so in multi-host 
 processes agree on the global batch without communicating.
 """
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -20,12 +20,19 @@ def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
     steps = num_examples // global_batch_size
     if steps == 0:
         raise ValueError(
-            f"global batch size {global_batch_size} exceeds the {num_examples} examples")
+            f"global batch size {global_batch_size} exceeds the {num_examples} examples"
+        )
     return steps
 
 
-def train_batch_indices(num_examples: int, global_batch_size: int, seed: int, step: int,
-                        process_index: int = 0, process_count: int = 1) -> np.ndarray:
+def train_batch_indices(
+    num_examples: int,
+    global_batch_size: int,
+    seed: int,
+    step: int,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> np.ndarray:
     """Indices of this process's share of the global training batch at `step`.
 
     The order depends only on (seed, step): every epoch draws its own permutation from
@@ -47,11 +54,16 @@ def train_batch_indices(num_examples: int, global_batch_size: int, seed: int, st
     epoch, step_in_epoch = divmod(step, spe)
     order = np.random.default_rng([seed, epoch]).permutation(num_examples)
     start = step_in_epoch * global_batch_size + process_index * share
-    return order[start:start + share]
+    return order[start : start + share]
 
 
-def eval_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
-                 process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+def eval_batches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[dict]:
     """Yields this process's share of every global evaluation batch, in order.
 
     All examples are covered exactly once over all processes. Batches keep a static shape: rows
@@ -75,7 +87,7 @@ def eval_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
         count = min(share, num_examples - start)
         image = np.zeros((share, *images.shape[1:]), np.float32)
         label = np.zeros(share, np.int32)
-        image[:count], label[:count] = images[start:start + count], labels[start:start + count]
+        image[:count], label[:count] = images[start : start + count], labels[start : start + count]
         yield {"image": image, "label": label, "mask": np.arange(share) < count}
 
 
@@ -85,5 +97,6 @@ def _process_share(batch_size: int, process_index: int, process_count: int) -> i
         raise ValueError(f"process index {process_index} not in [0, {process_count})")
     if batch_size < 1 or batch_size % process_count:
         raise ValueError(
-            f"batch size {batch_size} must be a positive multiple of {process_count} processes")
+            f"batch size {batch_size} must be a positive multiple of {process_count} processes"
+        )
     return batch_size // process_count

@@ -27,8 +27,15 @@ class ImageDataset:
     std: np.ndarray  # (C,) per-channel standard deviation of the same
 
 
-def load_dataset(name: str, *, image_size: int, channels: int, data_dir: str | None = None,
-                 test_fraction: float = 0.2, split_seed: int = 0) -> ImageDataset:
+def load_dataset(
+    name: str,
+    *,
+    image_size: int,
+    channels: int,
+    data_dir: str | None = None,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+) -> ImageDataset:
     """Loads a dataset, resized to `image_size`² with `channels` channels and normalised.
 
     Args:
@@ -83,20 +90,25 @@ def _digits(test_fraction: float, split_seed: int):
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[..., None]  # pixel values are 0..16
-    train, test = train_test_split(np.arange(len(images)), test_size=test_fraction,
-                                   random_state=split_seed, stratify=digits.target)
+    train, test = train_test_split(
+        np.arange(len(images)),
+        test_size=test_fraction,
+        random_state=split_seed,
+        stratify=digits.target,
+    )
     return ((images[train], digits.target[train]), (images[test], digits.target[test])), 10
 
 
 def _tfds(name: str, data_dir: str | None):
     """Train and test splits of a prepared tfds dataset in [0, 1]; refuses to download."""
     try:
-        import tensorflow_datasets as tfds
         import tensorflow as tf
+        import tensorflow_datasets as tfds
     except ImportError as e:
         raise DataError(
             f"Dataset {name!r} needs tensorflow-datasets: pip install -e '.[tfds]'; the embedded "
-            f"default data.name=digits needs nothing ({e}).") from e
+            f"default data.name=digits needs nothing ({e})."
+        ) from e
     # TensorFlow only reads files here; keep it off the GPUs so it does not take JAX's memory.
     if tf.config.get_visible_devices("GPU"):
         tf.config.set_visible_devices([], "GPU")
@@ -107,11 +119,13 @@ def _tfds(name: str, data_dir: str | None):
             f"Dataset {name!r} is not prepared in {where} (no dataset_info.json in "
             f"{builder.data_path}); gpj never downloads. Prepare it on a machine with internet: "
             f"tfds build {name} --data_dir={where}, then copy that folder here; or use the "
-            f"embedded default data.name=digits.")
+            f"embedded default data.name=digits."
+        )
     splits = []
     for split in ("train", "test"):
         images, labels = tfds.as_numpy(
-            builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
+            builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
+        )
         splits.append((images.astype(np.float32) / 255.0, labels))
     return tuple(splits), builder.info.features["label"].num_classes
 

@@ -6,6 +6,18 @@ from gpj.engine.parallel import check_batch_size, make_mesh, replicated, shard_b
 from gpj.engine.state import TrainState, create_state
 from gpj.engine.steps import compile_eval_step, compile_train_step, evaluate
 
-__all__ = ["fit", "OPTIMIZERS", "SCHEDULES", "make_optimizer", "check_batch_size",
-           "make_mesh", "replicated", "shard_batch", "TrainState", "create_state", "compile_eval_step",
-           "compile_train_step", "evaluate"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "TrainState",
+    "check_batch_size",
+    "compile_eval_step",
+    "compile_train_step",
+    "create_state",
+    "evaluate",
+    "fit",
+    "make_mesh",
+    "make_optimizer",
+    "replicated",
+    "shard_batch",
+]

@@ -1,6 +1,7 @@
 """The training state every experiment shares."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.struct
 import jax
@@ -11,66 +12,80 @@ from gpj.engine.parallel import replicated
 
 
 class TrainState(flax.struct.PyTreeNode):
-  """Parameters, BatchNorm statistics, optimizer state, step and base rng.
+    """Parameters, BatchNorm statistics, optimizer state, step and base rng.
 
-  The rng is never split in place: step `s` uses `jax.random.fold_in(rng, s)`,
-  so a resumed run replays exactly the randomness of an uninterrupted one.
-  """
+    The rng is never split in place: step `s` uses `jax.random.fold_in(rng, s)`,
+    so a resumed run replays exactly the randomness of an uninterrupted one.
+    """
 
-  step: jax.Array
-  params: Any
-  batch_stats: Any
-  opt_state: Any
-  rng: jax.Array
-  apply_fn: Callable[..., Any] = flax.struct.field(pytree_node=False)
-  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array
+    apply_fn: Callable[..., Any] = flax.struct.field(pytree_node=False)
+    tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
-  @classmethod
-  def create(cls, *, apply_fn, variables, tx, rng):
-    params = variables["params"]
-    return cls(step=jnp.zeros((), jnp.int32), params=params,
-               batch_stats=variables.get("batch_stats", {}),
-               opt_state=tx.init(params), rng=rng, apply_fn=apply_fn, tx=tx)
+    @classmethod
+    def create(cls, *, apply_fn, variables, tx, rng):
+        params = variables["params"]
+        return cls(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            batch_stats=variables.get("batch_stats", {}),
+            opt_state=tx.init(params),
+            rng=rng,
+            apply_fn=apply_fn,
+            tx=tx,
+        )
 
-  @property
-  def variables(self):
-    return {"params": self.params, "batch_stats": self.batch_stats}
+    @property
+    def variables(self):
+        return {"params": self.params, "batch_stats": self.batch_stats}
 
-  def apply_gradients(self, grads, batch_stats):
-    updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
-    return self.replace(step=self.step + 1,
-                        params=optax.apply_updates(self.params, updates),
-                        batch_stats=batch_stats, opt_state=opt_state)
+    def apply_gradients(self, grads, batch_stats):
+        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+        return self.replace(
+            step=self.step + 1,
+            params=optax.apply_updates(self.params, updates),
+            batch_stats=batch_stats,
+            opt_state=opt_state,
+        )
 
-  def checkpoint_items(self):
-    """The arrays that a checkpoint holds (functions are rebuilt from config)."""
-    return {"step": self.step, "params": self.params,
-            "batch_stats": self.batch_stats, "opt_state": self.opt_state,
-            "rng": self.rng}
+    def checkpoint_items(self):
+        """The arrays that a checkpoint holds (functions are rebuilt from config)."""
+        return {
+            "step": self.step,
+            "params": self.params,
+            "batch_stats": self.batch_stats,
+            "opt_state": self.opt_state,
+            "rng": self.rng,
+        }
 
-  def from_checkpoint_items(self, items):
-    return self.replace(**items)
+    def from_checkpoint_items(self, items):
+        return self.replace(**items)
 
 
 def create_state(model, tx, input_shape, seed: int, mesh) -> TrainState:
-  """Initialises a TrainState directly into replicated device memory.
+    """Initialises a TrainState directly into replicated device memory.
 
-  Compiled once per (model, tx, input_shape, mesh): pass the same `model` and
-  `tx` objects for every seed of a run kind so later seeds reuse the program.
+    Compiled once per (model, tx, input_shape, mesh): pass the same `model` and
+    `tx` objects for every seed of a run kind so later seeds reuse the program.
 
-  Args:
-    model: a linen module called as `model(x, train=...)` that may draw `permute` rngs.
-    tx: the optax optimizer.
-    input_shape: shape of one input batch (any batch size; only used for shapes).
-    seed: the run's seed; parameters, initial permutation and step rngs derive from it.
-    mesh: the device mesh.
-  """
-  init = jax.jit(_init_state, static_argnums=(1, 2, 3), out_shardings=replicated(mesh))
-  return init(jax.random.PRNGKey(seed), model, tx, tuple(input_shape))
+    Args:
+      model: a linen module called as `model(x, train=...)` that may draw `permute` rngs.
+      tx: the optax optimizer.
+      input_shape: shape of one input batch (any batch size; only used for shapes).
+      seed: the run's seed; parameters, initial permutation and step rngs derive from it.
+      mesh: the device mesh.
+    """
+    init = jax.jit(_init_state, static_argnums=(1, 2, 3), out_shardings=replicated(mesh))
+    return init(jax.random.PRNGKey(seed), model, tx, tuple(input_shape))
 
 
 def _init_state(rng, model, tx, input_shape):
-  k_params, k_permute, k_steps = jax.random.split(rng, 3)
-  variables = model.init({"params": k_params, "permute": k_permute},
-                         jnp.zeros(input_shape, jnp.float32), train=False)
-  return TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=k_steps)
+    k_params, k_permute, k_steps = jax.random.split(rng, 3)
+    variables = model.init(
+        {"params": k_params, "permute": k_permute}, jnp.zeros(input_shape, jnp.float32), train=False
+    )
+    return TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=k_steps)

@@ -14,30 +14,35 @@ from gpj.engine.parallel import batch_sharding, replicated, shard_batch
 
 
 def train_step(state, batch, *, objective):
-  """One optimizer step; randomness is `fold_in(state.rng, state.step)`."""
-  rng = jax.random.fold_in(state.rng, state.step)
-  grad_fn = jax.value_and_grad(objective, has_aux=True)
-  (loss, (metrics, batch_stats)), grads = grad_fn(state.params, state, batch, rng)
-  return state.apply_gradients(grads, batch_stats), {"loss": loss, **metrics}
+    """One optimizer step; randomness is `fold_in(state.rng, state.step)`."""
+    rng = jax.random.fold_in(state.rng, state.step)
+    grad_fn = jax.value_and_grad(objective, has_aux=True)
+    (loss, (metrics, batch_stats)), grads = grad_fn(state.params, state, batch, rng)
+    return state.apply_gradients(grads, batch_stats), {"loss": loss, **metrics}
 
 
 def compile_train_step(objective, mesh):
-  """`train_step` compiled once: state replicated and donated, batch split on `data`."""
-  return jax.jit(functools.partial(train_step, objective=objective),
-                 in_shardings=(replicated(mesh), batch_sharding(mesh)),
-                 out_shardings=(replicated(mesh), replicated(mesh)),
-                 donate_argnums=0)
+    """`train_step` compiled once: state replicated and donated, batch split on `data`."""
+    return jax.jit(
+        functools.partial(train_step, objective=objective),
+        in_shardings=(replicated(mesh), batch_sharding(mesh)),
+        out_shardings=(replicated(mesh), replicated(mesh)),
+        donate_argnums=0,
+    )
 
 
 def compile_eval_step(eval_fn, mesh):
-  return jax.jit(eval_fn, in_shardings=(replicated(mesh), batch_sharding(mesh), replicated(mesh)),
-                 out_shardings=replicated(mesh))
+    return jax.jit(
+        eval_fn,
+        in_shardings=(replicated(mesh), batch_sharding(mesh), replicated(mesh)),
+        out_shardings=replicated(mesh),
+    )
 
 
 def evaluate(state, eval_step, batches, mesh, rng) -> dict:
-  """Sums `eval_step` over host batches; batch i uses `fold_in(rng, i)`."""
-  totals = None
-  for i, batch in enumerate(batches):
-    sums = eval_step(state, shard_batch(batch, mesh), jax.random.fold_in(rng, i))
-    totals = sums if totals is None else jax.tree.map(jax.numpy.add, totals, sums)
-  return jax.device_get(totals)
+    """Sums `eval_step` over host batches; batch i uses `fold_in(rng, i)`."""
+    totals = None
+    for i, batch in enumerate(batches):
+        sums = eval_step(state, shard_batch(batch, mesh), jax.random.fold_in(rng, i))
+        totals = sums if totals is None else jax.tree.map(jax.numpy.add, totals, sums)
+    return jax.device_get(totals)

@@ -26,193 +26,292 @@ TASKS = ("location", "object")
 
 
 def canvas_objective(params, state, batch, rng, *, grid_size: int, task: str):
-  """Cross-entropy on canvases with each image at a random cell."""
-  k_cells, k_permute = jax.random.split(rng)
-  cells = canvas.random_cells(k_cells, batch["image"].shape[0], grid_size)
-  labels = cells if task == "location" else batch["label"]
-  (logits, _), updates = state.apply_fn(
-      {"params": params, "batch_stats": state.batch_stats},
-      canvas.paste(batch["image"], cells, grid_size), train=True,
-      rngs={"permute": k_permute}, mutable=["batch_stats"])
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-  accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-  return loss, ({"accuracy": accuracy}, updates["batch_stats"])
+    """Cross-entropy on canvases with each image at a random cell."""
+    k_cells, k_permute = jax.random.split(rng)
+    cells = canvas.random_cells(k_cells, batch["image"].shape[0], grid_size)
+    labels = cells if task == "location" else batch["label"]
+    (logits, _), updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats},
+        canvas.paste(batch["image"], cells, grid_size),
+        train=True,
+        rngs={"permute": k_permute},
+        mutable=["batch_stats"],
+    )
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+    return loss, ({"accuracy": accuracy}, updates["batch_stats"])
 
 
 def every_cell_eval(state, batch, rng, *, grid_size: int, task: str):
-  """Correct predictions per cell with every image of the batch at every cell."""
-  canvases = canvas.paste_every_cell(batch["image"], grid_size)
-  cells = jnp.arange(grid_size * grid_size)
+    """Correct predictions per cell with every image of the batch at every cell."""
+    canvases = canvas.paste_every_cell(batch["image"], grid_size)
+    cells = jnp.arange(grid_size * grid_size)
 
-  def one_cell(args):
-    cell, x, key = args
-    logits, _ = state.apply_fn(state.variables, x, train=False, rngs={"permute": key})
-    labels = jnp.full_like(batch["label"], cell) if task == "location" else batch["label"]
-    return jnp.sum((jnp.argmax(logits, -1) == labels) & batch["mask"])
+    def one_cell(args):
+        cell, x, key = args
+        logits, _ = state.apply_fn(state.variables, x, train=False, rngs={"permute": key})
+        labels = jnp.full_like(batch["label"], cell) if task == "location" else batch["label"]
+        return jnp.sum((jnp.argmax(logits, -1) == labels) & batch["mask"])
 
-  keys = jax.random.split(rng, cells.shape[0])
-  correct = jax.lax.map(one_cell, (cells, canvases, keys))
-  return {"correct_per_cell": correct, "count": jnp.sum(batch["mask"])}
+    keys = jax.random.split(rng, cells.shape[0])
+    correct = jax.lax.map(one_cell, (cells, canvases, keys))
+    return {"correct_per_cell": correct, "count": jnp.sum(batch["mask"])}
 
 
 def validate(config) -> None:
-  """Cheap checks of every field, before any data is read or compiled."""
-  check_choice(config, "data.name", sources.DATASETS)
-  check_choice(config, "model.name", models.MODEL_NAMES)
-  check_choice(config, "model.stem", models.STEMS)
-  check_choice(config, "model.padding", models.PADDINGS)
-  check_choice(config, "optim.name", engine.OPTIMIZERS)
-  check_choice(config, "optim.schedule", engine.SCHEDULES)
-  check_choice(config, "data.channels", (1, 3))
-  check_range(config, "model.shuffle_layer", 1, 5)
-  if config.model.name.startswith("vgg") and config.model.shuffle_layer != 5:
-    raise ConfigError(f"model.shuffle_layer={config.model.shuffle_layer} needs a ResNet; "
-                      f"model.name={config.model.name!r} supports only 5 (after GAP)")
-  for path in ("num_seeds", "data.image_size", "data.grid_size", "model.width",
-               "model.bn_momentum", "optim.learning_rate", "train.num_epochs",
-               "train.batch_size", "train.log_every", "train.checkpoint_every",
-               "train.keep_checkpoints", "eval.batch_size"):
-    check_positive(config, path)
-  check_range(config, "data.test_fraction", 0.01, 0.99)
-  if config.data.grid_size < 2 and any(r.endswith(":location") for r in config.runs):
-    raise ConfigError(f"data.grid_size={config.data.grid_size} leaves one cell: the location "
-                      "task needs data.grid_size >= 2")
-  if not config.runs:
-    raise ConfigError("runs is empty; give at least one of e.g. 'gapnet:location'")
-  valid = [f"{h}:{t}" for h in models.HEADS for t in TASKS]
-  for spec in config.runs:
-    if spec not in valid:
-      raise ConfigError(f"runs entry {spec!r} is not valid; entries are head:task, one of: "
-                        f"{', '.join(valid)}")
+    """Cheap checks of every field, before any data is read or compiled."""
+    check_choice(config, "data.name", sources.DATASETS)
+    check_choice(config, "model.name", models.MODEL_NAMES)
+    check_choice(config, "model.stem", models.STEMS)
+    check_choice(config, "model.padding", models.PADDINGS)
+    check_choice(config, "optim.name", engine.OPTIMIZERS)
+    check_choice(config, "optim.schedule", engine.SCHEDULES)
+    check_choice(config, "data.channels", (1, 3))
+    check_range(config, "model.shuffle_layer", 1, 5)
+    if config.model.name.startswith("vgg") and config.model.shuffle_layer != 5:
+        raise ConfigError(
+            f"model.shuffle_layer={config.model.shuffle_layer} needs a ResNet; "
+            f"model.name={config.model.name!r} supports only 5 (after GAP)"
+        )
+    for path in (
+        "num_seeds",
+        "data.image_size",
+        "data.grid_size",
+        "model.width",
+        "model.bn_momentum",
+        "optim.learning_rate",
+        "train.num_epochs",
+        "train.batch_size",
+        "train.log_every",
+        "train.checkpoint_every",
+        "train.keep_checkpoints",
+        "eval.batch_size",
+    ):
+        check_positive(config, path)
+    check_range(config, "data.test_fraction", 0.01, 0.99)
+    if config.data.grid_size < 2 and any(r.endswith(":location") for r in config.runs):
+        raise ConfigError(
+            f"data.grid_size={config.data.grid_size} leaves one cell: the location "
+            "task needs data.grid_size >= 2"
+        )
+    if not config.runs:
+        raise ConfigError("runs is empty; give at least one of e.g. 'gapnet:location'")
+    valid = [f"{h}:{t}" for h in models.HEADS for t in TASKS]
+    for spec in config.runs:
+        if spec not in valid:
+            raise ConfigError(
+                f"runs entry {spec!r} is not valid; entries are head:task, one of: "
+                f"{', '.join(valid)}"
+            )
 
 
 def build(config, head: str, num_classes: int):
-  """The model of one run; only PermuteNet takes the shuffle layer."""
-  m = config.model
-  return models.build_model(
-      m.name, num_classes=num_classes, head=head, width=m.width, stem=m.stem,
-      padding=m.padding, bn_momentum=m.bn_momentum,
-      shuffle_layer=m.shuffle_layer if head == "permutenet" else 5)
+    """The model of one run; only PermuteNet takes the shuffle layer."""
+    m = config.model
+    return models.build_model(
+        m.name,
+        num_classes=num_classes,
+        head=head,
+        width=m.width,
+        stem=m.stem,
+        padding=m.padding,
+        bn_momentum=m.bn_momentum,
+        shuffle_layer=m.shuffle_layer if head == "permutenet" else 5,
+    )
 
 
 def check_fits(config, canvas_shape, num_classes: int) -> None:
-  """Fails early when the canvas is too small for the network (shapes only)."""
-  model = build(config, "gapnet", num_classes)
-  keys = {"params": jax.random.PRNGKey(0), "permute": jax.random.PRNGKey(0)}
-  try:
-    (_, out), _ = jax.eval_shape(
-        lambda x: model.init_with_output(keys, x, train=False),
-        jax.ShapeDtypeStruct(canvas_shape, jnp.float32))
-    ok = all(d > 0 for d in out["features"].shape)
-  except (ValueError, TypeError, ZeroDivisionError):
-    ok = False
-  if not ok:
-    raise ConfigError(
-        f"the {canvas_shape[1]}x{canvas_shape[2]} canvas (data.grid_size={config.data.grid_size} "
-        f"x data.image_size={config.data.image_size}) is too small for model.name="
-        f"{config.model.name!r} with model.padding={config.model.padding!r} and "
-        f"model.stem={config.model.stem!r}; use a larger data.image_size or data.grid_size")
+    """Fails early when the canvas is too small for the network (shapes only)."""
+    model = build(config, "gapnet", num_classes)
+    keys = {"params": jax.random.PRNGKey(0), "permute": jax.random.PRNGKey(0)}
+    try:
+        (_, out), _ = jax.eval_shape(
+            lambda x: model.init_with_output(keys, x, train=False),
+            jax.ShapeDtypeStruct(canvas_shape, jnp.float32),
+        )
+        ok = all(d > 0 for d in out["features"].shape)
+    except (ValueError, TypeError, ZeroDivisionError):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"the {canvas_shape[1]}x{canvas_shape[2]} canvas (data.grid_size={config.data.grid_size} "
+            f"x data.image_size={config.data.image_size}) is too small for model.name="
+            f"{config.model.name!r} with model.padding={config.model.padding!r} and "
+            f"model.stem={config.model.stem!r}; use a larger data.image_size or data.grid_size"
+        )
 
 
 def run(config, workdir: str) -> dict:
-  """Trains and evaluates every run and seed; writes results.json, report.md, figures."""
-  validate(config)
-  mesh = engine.make_mesh()
-  engine.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
-  engine.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
-  dataset = sources.load_dataset(
-      config.data.name, image_size=config.data.image_size, channels=config.data.channels,
-      data_dir=os.path.expanduser(config.data.data_dir) or None,
-      test_fraction=config.data.test_fraction, split_seed=config.data.split_seed)
-  grid = config.data.grid_size
-  _, h, w, c = dataset.train_images.shape
-  canvas_shape = (1, grid * h, grid * w, c)
-  check_fits(config, canvas_shape, dataset.num_classes)
+    """Trains and evaluates every run and seed; writes results.json, report.md, figures."""
+    validate(config)
+    mesh = engine.make_mesh()
+    engine.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
+    engine.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+    dataset = sources.load_dataset(
+        config.data.name,
+        image_size=config.data.image_size,
+        channels=config.data.channels,
+        data_dir=os.path.expanduser(config.data.data_dir) or None,
+        test_fraction=config.data.test_fraction,
+        split_seed=config.data.split_seed,
+    )
+    grid = config.data.grid_size
+    _, h, w, c = dataset.train_images.shape
+    canvas_shape = (1, grid * h, grid * w, c)
+    check_fits(config, canvas_shape, dataset.num_classes)
 
-  started = time.time()
-  seeds = [config.seed + i for i in range(config.num_seeds)]
-  runs = []
-  for spec in config.runs:
-    head, task = spec.split(":")
-    num_classes = grid * grid if task == "location" else dataset.num_classes
-    model = build(config, head, num_classes)
-    # One model, optimizer and compiled step per run kind, shared by its seeds.
-    num_steps = config.train.num_epochs * batches.steps_per_epoch(
-        len(dataset.train_labels), config.train.batch_size)
-    tx = engine.make_optimizer(config.optim, num_steps)
-    train_step = engine.compile_train_step(
-        functools.partial(canvas_objective, grid_size=grid, task=task), mesh)
-    eval_step = engine.compile_eval_step(
-        functools.partial(every_cell_eval, grid_size=grid, task=task), mesh)
-    for seed in seeds:
-      runs.append(_train_and_evaluate(
-          config, dataset, model, tx, num_steps, train_step, eval_step, mesh, head, task, seed,
-          num_classes, canvas_shape, workdir))
+    started = time.time()
+    seeds = [config.seed + i for i in range(config.num_seeds)]
+    runs = []
+    for spec in config.runs:
+        head, task = spec.split(":")
+        num_classes = grid * grid if task == "location" else dataset.num_classes
+        model = build(config, head, num_classes)
+        # One model, optimizer and compiled step per run kind, shared by its seeds.
+        num_steps = config.train.num_epochs * batches.steps_per_epoch(
+            len(dataset.train_labels), config.train.batch_size
+        )
+        tx = engine.make_optimizer(config.optim, num_steps)
+        train_step = engine.compile_train_step(
+            functools.partial(canvas_objective, grid_size=grid, task=task), mesh
+        )
+        eval_step = engine.compile_eval_step(
+            functools.partial(every_cell_eval, grid_size=grid, task=task), mesh
+        )
+        for seed in seeds:
+            runs.append(
+                _train_and_evaluate(
+                    config,
+                    dataset,
+                    model,
+                    tx,
+                    num_steps,
+                    train_step,
+                    eval_step,
+                    mesh,
+                    head,
+                    task,
+                    seed,
+                    num_classes,
+                    canvas_shape,
+                    workdir,
+                )
+            )
 
-  results = {
-      "experiment": "probe",
-      "config": config.to_dict(),
-      "environment": environment(),
-      "dataset": {"name": dataset.name, "num_train": len(dataset.train_labels),
-                  "num_test": len(dataset.test_labels), "num_classes": dataset.num_classes,
-                  "canvas": list(canvas_shape[1:])},
-      "seeds": seeds,
-      "chance": {"location": 1.0 / grid**2, "object": 1.0 / dataset.num_classes},
-      "runs": runs,
-      "summary": summarise(runs),
-      "wall_time_s": time.time() - started,
-  }
-  if jax.process_index() == 0:
-    report.write(results, workdir)
-  return results
+    results = {
+        "experiment": "probe",
+        "config": config.to_dict(),
+        "environment": environment(),
+        "dataset": {
+            "name": dataset.name,
+            "num_train": len(dataset.train_labels),
+            "num_test": len(dataset.test_labels),
+            "num_classes": dataset.num_classes,
+            "canvas": list(canvas_shape[1:]),
+        },
+        "seeds": seeds,
+        "chance": {"location": 1.0 / grid**2, "object": 1.0 / dataset.num_classes},
+        "runs": runs,
+        "summary": summarise(runs),
+        "wall_time_s": time.time() - started,
+    }
+    if jax.process_index() == 0:
+        report.write(results, workdir)
+    return results
 
 
 def summarise(runs) -> list:
-  """Mean and sample std (ddof=1; 0 for one seed) of accuracy per head and task."""
-  groups = {}
-  for r in runs:
-    groups.setdefault((r["head"], r["task"]), []).append(r["accuracy"])
-  return [{"head": head, "task": task, "n": len(accs), "mean": float(np.mean(accs)),
-           "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0}
-          for (head, task), accs in groups.items()]
+    """Mean and sample std (ddof=1; 0 for one seed) of accuracy per head and task."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["head"], r["task"]), []).append(r["accuracy"])
+    return [
+        {
+            "head": head,
+            "task": task,
+            "n": len(accs),
+            "mean": float(np.mean(accs)),
+            "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+        }
+        for (head, task), accs in groups.items()
+    ]
 
 
-def _train_and_evaluate(config, dataset, model, tx, num_steps, train_step, eval_step, mesh, head,
-                        task, seed, num_classes, canvas_shape, workdir) -> dict:
-  name = f"{head}-{task}"
-  run_dir = os.path.join(workdir, name, f"seed{seed}")
-  n = len(dataset.train_labels)
-  gbs = config.train.batch_size
-  state = engine.create_state(model, tx, canvas_shape, seed, mesh)
-  pid, pcount = jax.process_index(), jax.process_count()
+def _train_and_evaluate(
+    config,
+    dataset,
+    model,
+    tx,
+    num_steps,
+    train_step,
+    eval_step,
+    mesh,
+    head,
+    task,
+    seed,
+    num_classes,
+    canvas_shape,
+    workdir,
+) -> dict:
+    name = f"{head}-{task}"
+    run_dir = os.path.join(workdir, name, f"seed{seed}")
+    n = len(dataset.train_labels)
+    gbs = config.train.batch_size
+    state = engine.create_state(model, tx, canvas_shape, seed, mesh)
+    pid, pcount = jax.process_index(), jax.process_count()
 
-  def batch_fn(step):
-    idx = batches.train_batch_indices(n, gbs, seed, step, pid, pcount)
-    return {"image": dataset.train_images[idx], "label": dataset.train_labels[idx]}
+    def batch_fn(step):
+        idx = batches.train_batch_indices(n, gbs, seed, step, pid, pcount)
+        return {"image": dataset.train_images[idx], "label": dataset.train_labels[idx]}
 
-  fingerprint = {"head": head, "task": task, "seed": seed, "num_steps": num_steps,
-                 "model": config.model.to_dict(), "data": config.data.to_dict(),
-                 "optim": config.optim.to_dict(), "batch_size": gbs}
-  t0 = time.time()
-  state, history = engine.fit(
-      state, train_step, batch_fn, num_steps=num_steps, mesh=mesh, run_dir=run_dir,
-      log_every=config.train.log_every, checkpoint_every=config.train.checkpoint_every,
-      keep_checkpoints=config.train.keep_checkpoints, fingerprint=fingerprint,
-      desc=f"{name} seed {seed}")
-  t1 = time.time()
-  sums = engine.evaluate(
-      state, eval_step,
-      batches.eval_batches(dataset.test_images, dataset.test_labels, config.eval.batch_size,
-                           pid, pcount),
-      mesh, jax.random.fold_in(jax.random.PRNGKey(seed), num_steps))
-  grid = config.data.grid_size
-  per_cell = np.asarray(sums["correct_per_cell"]) / float(sums["count"])
-  return {
-      "head": head, "task": task, "seed": seed, "run_dir": os.path.relpath(run_dir, workdir),
-      "accuracy": float(per_cell.mean()),
-      "per_cell_accuracy": per_cell.reshape(grid, grid).tolist(),
-      "chance": 1.0 / num_classes,
-      "num_test_images": int(sums["count"]), "num_evaluations": int(sums["count"]) * grid * grid,
-      "steps": num_steps, "history": history,
-      "train_time_s": t1 - t0, "eval_time_s": time.time() - t1,
-  }
+    fingerprint = {
+        "head": head,
+        "task": task,
+        "seed": seed,
+        "num_steps": num_steps,
+        "model": config.model.to_dict(),
+        "data": config.data.to_dict(),
+        "optim": config.optim.to_dict(),
+        "batch_size": gbs,
+    }
+    t0 = time.time()
+    state, history = engine.fit(
+        state,
+        train_step,
+        batch_fn,
+        num_steps=num_steps,
+        mesh=mesh,
+        run_dir=run_dir,
+        log_every=config.train.log_every,
+        checkpoint_every=config.train.checkpoint_every,
+        keep_checkpoints=config.train.keep_checkpoints,
+        fingerprint=fingerprint,
+        desc=f"{name} seed {seed}",
+    )
+    t1 = time.time()
+    sums = engine.evaluate(
+        state,
+        eval_step,
+        batches.eval_batches(
+            dataset.test_images, dataset.test_labels, config.eval.batch_size, pid, pcount
+        ),
+        mesh,
+        jax.random.fold_in(jax.random.PRNGKey(seed), num_steps),
+    )
+    grid = config.data.grid_size
+    per_cell = np.asarray(sums["correct_per_cell"]) / float(sums["count"])
+    return {
+        "head": head,
+        "task": task,
+        "seed": seed,
+        "run_dir": os.path.relpath(run_dir, workdir),
+        "accuracy": float(per_cell.mean()),
+        "per_cell_accuracy": per_cell.reshape(grid, grid).tolist(),
+        "chance": 1.0 / num_classes,
+        "num_test_images": int(sums["count"]),
+        "num_evaluations": int(sums["count"]) * grid * grid,
+        "steps": num_steps,
+        "history": history,
+        "train_time_s": t1 - t0,
+        "eval_time_s": time.time() - t1,
+    }

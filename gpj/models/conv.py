@@ -1,6 +1,7 @@
 """Padding-aware 2-D convolution: the padding mode is an option, not a new layer."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -34,7 +35,9 @@ def _valid_taps(size: int, kernel_size: int, strides: int, dilation: int, pad: i
     return ((taps >= 0) & (taps < size)).sum(axis=1)
 
 
-def partial_conv_ratio(height: int, width: int, kernel_size: int, strides: int, dilation: int) -> np.ndarray:
+def partial_conv_ratio(
+    height: int, width: int, kernel_size: int, strides: int, dilation: int
+) -> np.ndarray:
     """Partial-convolution rescaling map (out_h, out_w): kernel area / valid input pixels.
 
     The all-ones input mask factorises over rows and columns, so the valid count is an outer

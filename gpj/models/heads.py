@@ -33,7 +33,12 @@ class GAPNet(nn.Module):
     def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
         features, out = self.backbone(x, train)
         y = PaddedConv(
-            self.num_classes, 3, padding=self.padding, use_bias=True, dtype=self.dtype, name="head_conv"
+            self.num_classes,
+            3,
+            padding=self.padding,
+            use_bias=True,
+            dtype=self.dtype,
+            name="head_conv",
         )(features)
         return y.astype(jnp.float32).mean(axis=(1, 2)), _named_outputs(out, features)
 
@@ -62,6 +67,8 @@ class PermuteNet(nn.Module):
         out = _named_outputs(out, features)
         latent = out["latent"]
         if self.shuffle_layer == 5:
-            latent = jnp.take(latent, jax.random.permutation(self.make_rng("permute"), latent.shape[-1]), axis=-1)
+            latent = jnp.take(
+                latent, jax.random.permutation(self.make_rng("permute"), latent.shape[-1]), axis=-1
+            )
         logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(latent)
         return logits.astype(jnp.float32), out

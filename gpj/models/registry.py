@@ -61,10 +61,12 @@ def build_model(
     if not 0.0 <= bn_momentum < 1.0:
         raise ValueError(f"bn_momentum={bn_momentum!r} must be in [0, 1)")
 
-    common = dict(width=width, padding=padding, bn_momentum=bn_momentum, dtype=dtype)
+    common = {"width": width, "padding": padding, "bn_momentum": bn_momentum, "dtype": dtype}
     if name in _VGGS:
         if shuffle_layer != 5:
-            raise ValueError(f"shuffle_layer={shuffle_layer!r} is only supported for ResNet; VGG needs 5")
+            raise ValueError(
+                f"shuffle_layer={shuffle_layer!r} is only supported for ResNet; VGG needs 5"
+            )
         backbone = _VGGS[name](**common)
     else:
         backbone = _RESNETS[name](stem=stem, shuffle_layer=shuffle_layer, **common)

@@ -1,7 +1,8 @@
 """ResNet backbones (torchvision v1.5 layout) with padding, stem and channel-permutation options."""
 
 import functools
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,9 @@ STEMS = ("paper", "cifar", "imagenet")
 ModuleDef = Any
 
 
-def _add_shortcut(x: jnp.ndarray, y: jnp.ndarray, conv: ModuleDef, norm: ModuleDef, strides: int) -> jnp.ndarray:
+def _add_shortcut(
+    x: jnp.ndarray, y: jnp.ndarray, conv: ModuleDef, norm: ModuleDef, strides: int
+) -> jnp.ndarray:
     """Returns relu(y + shortcut(x)), projecting x with a 1x1 conv + BN when the shape changes.
 
     Called inside a block's compact `__call__`, so the projection modules belong to that block.
@@ -97,7 +100,11 @@ class ResNet(nn.Module):
             raise ValueError(f"stem={self.stem!r} is not one of {STEMS}")
         conv = functools.partial(PaddedConv, padding=self.padding, dtype=self.dtype)
         norm = functools.partial(
-            nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-5, dtype=self.dtype
+            nn.BatchNorm,
+            use_running_average=not train,
+            momentum=self.bn_momentum,
+            epsilon=1e-5,
+            dtype=self.dtype,
         )
         if self.stem == "cifar":
             x = conv(scaled_width(64, self.width), 3, name="conv1")(x)

@@ -1,7 +1,8 @@
 """VGG backbones with BatchNorm (configs A and D) and padding-mode options."""
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
@@ -10,7 +11,26 @@ from gpj.models.conv import PaddedConv, scaled_width
 
 # Conv widths before scaling; "M" is a 2x2 stride-2 max-pool that closes a stage.
 VGG11_LAYERS = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
-VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+VGG16_LAYERS = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+)
 
 
 class VGG(nn.Module):
