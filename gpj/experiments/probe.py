@@ -7,9 +7,12 @@ location read-out that needs channel order collapses. Every test image is
 evaluated at every cell, exactly.
 """
 
+import dataclasses
 import functools
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -164,38 +167,10 @@ def run(config, workdir: str) -> dict:
     seeds = [config.seed + i for i in range(config.num_seeds)]
     runs = []
     for spec in config.runs:
-        head, task = spec.split(":")
-        num_classes = grid * grid if task == "location" else dataset.num_classes
-        model = build(config, head, num_classes)
-        # One model, optimizer and compiled step per run kind, shared by its seeds.
-        num_steps = config.train.num_epochs * batches.steps_per_epoch(
-            len(dataset.train_labels), config.train.batch_size
-        )
-        tx = engine.make_optimizer(config.optim, num_steps)
-        train_step = engine.compile_train_step(
-            functools.partial(canvas_objective, grid_size=grid, task=task), mesh
-        )
-        eval_step = engine.compile_eval_step(
-            functools.partial(every_cell_eval, grid_size=grid, task=task), mesh
-        )
+        kind = RunKind.build(config, spec, dataset, mesh)
         for seed in seeds:
             runs.append(
-                _train_and_evaluate(
-                    config,
-                    dataset,
-                    model,
-                    tx,
-                    num_steps,
-                    train_step,
-                    eval_step,
-                    mesh,
-                    head,
-                    task,
-                    seed,
-                    num_classes,
-                    canvas_shape,
-                    workdir,
-                )
+                _train_and_evaluate(config, kind, dataset, seed, mesh, canvas_shape, workdir)
             )
 
     results = {
@@ -237,27 +212,50 @@ def summarise(runs) -> list:
     ]
 
 
-def _train_and_evaluate(
-    config,
-    dataset,
-    model,
-    tx,
-    num_steps,
-    train_step,
-    eval_step,
-    mesh,
-    head,
-    task,
-    seed,
-    num_classes,
-    canvas_shape,
-    workdir,
-) -> dict:
-    name = f"{head}-{task}"
+@dataclasses.dataclass(frozen=True)
+class RunKind:
+    """One head:task pair: its model, optimizer and compiled steps, shared by all its seeds."""
+
+    head: str
+    task: str
+    num_classes: int
+    num_steps: int
+    model: Any
+    tx: Any
+    train_step: Callable
+    eval_step: Callable
+
+    @classmethod
+    def build(cls, config, spec: str, dataset, mesh) -> "RunKind":
+        head, task = spec.split(":")
+        grid = config.data.grid_size
+        num_classes = grid * grid if task == "location" else dataset.num_classes
+        num_steps = config.train.num_epochs * batches.steps_per_epoch(
+            len(dataset.train_labels), config.train.batch_size
+        )
+        return cls(
+            head=head,
+            task=task,
+            num_classes=num_classes,
+            num_steps=num_steps,
+            model=build(config, head, num_classes),
+            tx=engine.make_optimizer(config.optim, num_steps),
+            train_step=engine.compile_train_step(
+                functools.partial(canvas_objective, grid_size=grid, task=task), mesh
+            ),
+            eval_step=engine.compile_eval_step(
+                functools.partial(every_cell_eval, grid_size=grid, task=task), mesh
+            ),
+        )
+
+
+def _train_and_evaluate(config, kind: RunKind, dataset, seed, mesh, canvas_shape, workdir) -> dict:
+    """Trains (or resumes) one seed of a run kind, then evaluates it at every cell."""
+    name = f"{kind.head}-{kind.task}"
     run_dir = os.path.join(workdir, name, f"seed{seed}")
     n = len(dataset.train_labels)
     gbs = config.train.batch_size
-    state = engine.create_state(model, tx, canvas_shape, seed, mesh)
+    state = engine.create_state(kind.model, kind.tx, canvas_shape, seed, mesh)
     pid, pcount = jax.process_index(), jax.process_count()
 
     def batch_fn(step):
@@ -265,10 +263,10 @@ def _train_and_evaluate(
         return {"image": dataset.train_images[idx], "label": dataset.train_labels[idx]}
 
     fingerprint = {
-        "head": head,
-        "task": task,
+        "head": kind.head,
+        "task": kind.task,
         "seed": seed,
-        "num_steps": num_steps,
+        "num_steps": kind.num_steps,
         "model": config.model.to_dict(),
         "data": config.data.to_dict(),
         "optim": config.optim.to_dict(),
@@ -277,9 +275,9 @@ def _train_and_evaluate(
     t0 = time.time()
     state, history = engine.fit(
         state,
-        train_step,
+        kind.train_step,
         batch_fn,
-        num_steps=num_steps,
+        num_steps=kind.num_steps,
         mesh=mesh,
         run_dir=run_dir,
         log_every=config.train.log_every,
@@ -291,26 +289,26 @@ def _train_and_evaluate(
     t1 = time.time()
     sums = engine.evaluate(
         state,
-        eval_step,
+        kind.eval_step,
         batches.eval_batches(
             dataset.test_images, dataset.test_labels, config.eval.batch_size, pid, pcount
         ),
         mesh,
-        jax.random.fold_in(jax.random.PRNGKey(seed), num_steps),
+        jax.random.fold_in(jax.random.PRNGKey(seed), kind.num_steps),
     )
     grid = config.data.grid_size
     per_cell = np.asarray(sums["correct_per_cell"]) / float(sums["count"])
     return {
-        "head": head,
-        "task": task,
+        "head": kind.head,
+        "task": kind.task,
         "seed": seed,
         "run_dir": os.path.relpath(run_dir, workdir),
         "accuracy": float(per_cell.mean()),
         "per_cell_accuracy": per_cell.reshape(grid, grid).tolist(),
-        "chance": 1.0 / num_classes,
+        "chance": 1.0 / kind.num_classes,
         "num_test_images": int(sums["count"]),
         "num_evaluations": int(sums["count"]) * grid * grid,
-        "steps": num_steps,
+        "steps": kind.num_steps,
         "history": history,
         "train_time_s": t1 - t0,
         "eval_time_s": time.time() - t1,
