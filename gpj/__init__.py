@@ -1,0 +1,1 @@
+"""gpj: where CNNs keep position information after global pooling (JAX/Flax)."""
