@@ -251,9 +251,9 @@ def test_process_shares_concatenate_to_the_global_batch():
 @pytest.mark.parametrize("num_examples,process_count", [(23, 1), (17, 2), (16, 2)])
 def test_eval_batches_cover_every_example_once_with_static_shapes(num_examples, process_count):
     images = np.arange(num_examples * 6, dtype=np.float32).reshape(num_examples, 1, 2, 3) + 1
-    labels = np.arange(num_examples)
+    labels = np.arange(num_examples, dtype=np.int32)
     per_process = [
-        list(batches.eval_batches(images, labels, 8, p, process_count))
+        list(batches.eval_batches({"image": images, "label": labels}, 8, p, process_count))
         for p in range(process_count)
     ]
     assert len({len(b) for b in per_process}) == 1 and len(per_process[0]) == -(-num_examples // 8)

@@ -92,7 +92,9 @@ def evaluate(state, dataset, mesh):
     sums = engine.evaluate(
         state,
         compiled(mesh)[1],
-        batches.eval_batches(dataset.test_images[:64], dataset.test_labels[:64], 32),
+        batches.eval_batches(
+            {"image": dataset.test_images[:64], "label": dataset.test_labels[:64]}, 32
+        ),
         mesh,
         jax.random.PRNGKey(0),
     )

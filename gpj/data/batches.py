@@ -58,8 +58,7 @@ def train_batch_indices(
 
 
 def eval_batches(
-    images: np.ndarray,
-    labels: np.ndarray,
+    arrays: dict[str, np.ndarray],
     batch_size: int,
     process_index: int = 0,
     process_count: int = 1,
@@ -70,25 +69,26 @@ def eval_batches(
     past the end of the data are zero with `mask` False, so metrics must be weighted by `mask`.
 
     Args:
-      images: (N, H, W, C) images.
-      labels: (N,) labels.
+      arrays: per-example arrays with equal first dimensions, e.g. {"image": ..., "label": ...}.
       batch_size: global batch size; a multiple of `process_count`.
       process_index: this process's index, in [0, process_count).
       process_count: number of processes sharing each global batch.
 
     Yields:
-      {"image": (b, H, W, C) float32, "label": (b,) int32, "mask": (b,) bool} with
-      b = batch_size // process_count; every process yields the same number of batches.
+      The same keys, each (b, ...) with b = batch_size // process_count, plus "mask": (b,) bool;
+      every process yields the same number of batches.
     """
     share = _process_share(batch_size, process_index, process_count)
-    num_examples = len(images)
+    num_examples = len(next(iter(arrays.values())))
     for global_start in range(0, num_examples, batch_size):
         start = min(global_start + process_index * share, num_examples)
         count = min(share, num_examples - start)
-        image = np.zeros((share, *images.shape[1:]), np.float32)
-        label = np.zeros(share, np.int32)
-        image[:count], label[:count] = images[start : start + count], labels[start : start + count]
-        yield {"image": image, "label": label, "mask": np.arange(share) < count}
+        batch = {}
+        for key, values in arrays.items():
+            batch[key] = np.zeros((share, *values.shape[1:]), values.dtype)
+            batch[key][:count] = values[start : start + count]
+        batch["mask"] = np.arange(share) < count
+        yield batch
 
 
 def _process_share(batch_size: int, process_index: int, process_count: int) -> int:

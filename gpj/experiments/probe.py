@@ -20,10 +20,11 @@ import numpy as np
 import optax
 
 from gpj import engine, models, report
-from gpj.data import batches, canvas, sources
+from gpj.data import canvas
 from gpj.errors import ConfigError
+from gpj.experiments import training
 from gpj.provenance import environment
-from gpj.validation import check_choice, check_positive, check_range
+from gpj.validation import check_positive, check_range
 
 TASKS = ("location", "object")
 
@@ -63,35 +64,14 @@ def every_cell_eval(state, batch, rng, *, grid_size: int, task: str):
 
 def validate(config) -> None:
     """Cheap checks of every field, before any data is read or compiled."""
-    check_choice(config, "data.name", sources.DATASETS)
-    check_choice(config, "model.name", models.MODEL_NAMES)
-    check_choice(config, "model.stem", models.STEMS)
-    check_choice(config, "model.padding", models.PADDINGS)
-    check_choice(config, "optim.name", engine.OPTIMIZERS)
-    check_choice(config, "optim.schedule", engine.SCHEDULES)
-    check_choice(config, "data.channels", (1, 3))
+    training.validate_common(config)
     check_range(config, "model.shuffle_layer", 1, 5)
     if config.model.name.startswith("vgg") and config.model.shuffle_layer != 5:
         raise ConfigError(
             f"model.shuffle_layer={config.model.shuffle_layer} needs a ResNet; "
             f"model.name={config.model.name!r} supports only 5 (after GAP)"
         )
-    for path in (
-        "num_seeds",
-        "data.image_size",
-        "data.grid_size",
-        "model.width",
-        "model.bn_momentum",
-        "optim.learning_rate",
-        "train.num_epochs",
-        "train.batch_size",
-        "train.log_every",
-        "train.checkpoint_every",
-        "train.keep_checkpoints",
-        "eval.batch_size",
-    ):
-        check_positive(config, path)
-    check_range(config, "data.test_fraction", 0.01, 0.99)
+    check_positive(config, "data.grid_size")
     if config.data.grid_size < 2 and any(r.endswith(":location") for r in config.runs):
         raise ConfigError(
             f"data.grid_size={config.data.grid_size} leaves one cell: the location "
@@ -99,7 +79,7 @@ def validate(config) -> None:
         )
     if not config.runs:
         raise ConfigError("runs is empty; give at least one of e.g. 'gapnet:location'")
-    valid = [f"{h}:{t}" for h in models.HEADS for t in TASKS]
+    valid = [f"{h}:{t}" for h in ("gapnet", "permutenet") for t in TASKS]
     for spec in config.runs:
         if spec not in valid:
             raise ConfigError(
@@ -150,14 +130,7 @@ def run(config, workdir: str) -> dict:
     mesh = engine.make_mesh()
     engine.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
     engine.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
-    dataset = sources.load_dataset(
-        config.data.name,
-        image_size=config.data.image_size,
-        channels=config.data.channels,
-        data_dir=os.path.expanduser(config.data.data_dir) or None,
-        test_fraction=config.data.test_fraction,
-        split_seed=config.data.split_seed,
-    )
+    dataset = training.load_data(config)
     grid = config.data.grid_size
     _, h, w, c = dataset.train_images.shape
     canvas_shape = (1, grid * h, grid * w, c)
@@ -230,9 +203,7 @@ class RunKind:
         head, task = spec.split(":")
         grid = config.data.grid_size
         num_classes = grid * grid if task == "location" else dataset.num_classes
-        num_steps = config.train.num_epochs * batches.steps_per_epoch(
-            len(dataset.train_labels), config.train.batch_size
-        )
+        num_steps = training.num_train_steps(config, dataset)
         return cls(
             head=head,
             task=task,
@@ -253,46 +224,25 @@ def _train_and_evaluate(config, kind: RunKind, dataset, seed, mesh, canvas_shape
     """Trains (or resumes) one seed of a run kind, then evaluates it at every cell."""
     name = f"{kind.head}-{kind.task}"
     run_dir = os.path.join(workdir, name, f"seed{seed}")
-    n = len(dataset.train_labels)
-    gbs = config.train.batch_size
-    state = engine.create_state(kind.model, kind.tx, canvas_shape, seed, mesh)
-    pid, pcount = jax.process_index(), jax.process_count()
-
-    def batch_fn(step):
-        idx = batches.train_batch_indices(n, gbs, seed, step, pid, pcount)
-        return {"image": dataset.train_images[idx], "label": dataset.train_labels[idx]}
-
-    fingerprint = {
-        "head": kind.head,
-        "task": kind.task,
-        "seed": seed,
-        "num_steps": kind.num_steps,
-        "model": config.model.to_dict(),
-        "data": config.data.to_dict(),
-        "optim": config.optim.to_dict(),
-        "batch_size": gbs,
-    }
-    t0 = time.time()
-    state, history = engine.fit(
-        state,
-        kind.train_step,
-        batch_fn,
+    state, history, train_time = training.train_seed(
+        config,
+        model=kind.model,
+        tx=kind.tx,
+        train_step=kind.train_step,
         num_steps=kind.num_steps,
+        dataset=dataset,
+        seed=seed,
+        input_shape=canvas_shape,
         mesh=mesh,
         run_dir=run_dir,
-        log_every=config.train.log_every,
-        checkpoint_every=config.train.checkpoint_every,
-        keep_checkpoints=config.train.keep_checkpoints,
-        fingerprint=fingerprint,
+        fingerprint={"head": kind.head, "task": kind.task},
         desc=f"{name} seed {seed}",
     )
-    t1 = time.time()
+    started = time.time()
     sums = engine.evaluate(
         state,
         kind.eval_step,
-        batches.eval_batches(
-            dataset.test_images, dataset.test_labels, config.eval.batch_size, pid, pcount
-        ),
+        training.test_batches(config, {"image": dataset.test_images, "label": dataset.test_labels}),
         mesh,
         jax.random.fold_in(jax.random.PRNGKey(seed), kind.num_steps),
     )
@@ -310,6 +260,6 @@ def _train_and_evaluate(config, kind: RunKind, dataset, seed, mesh, canvas_shape
         "num_evaluations": int(sums["count"]) * grid * grid,
         "steps": kind.num_steps,
         "history": history,
-        "train_time_s": t1 - t0,
-        "eval_time_s": time.time() - t1,
+        "train_time_s": train_time,
+        "eval_time_s": time.time() - started,
     }
