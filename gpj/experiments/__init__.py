@@ -1,5 +1,5 @@
 """Experiments by name: each `run(config, workdir) -> results dict`."""
 
-from gpj.experiments import probe
+from gpj.experiments import invariance, probe
 
-EXPERIMENTS = {"probe": probe.run}
+EXPERIMENTS = {"probe": probe.run, "invariance": invariance.run}

@@ -11,7 +11,7 @@ from jax import lax
 PADDINGS = ("zero", "reflect", "replicate", "circular", "valid", "partial")
 
 # jnp.pad modes with the same meaning as torch's padding_mode; partial convolution zero-pads.
-_PAD_MODES = {
+PAD_MODES = {
     "zero": "constant",
     "reflect": "reflect",
     "replicate": "edge",
@@ -86,7 +86,7 @@ class PaddedConv(nn.Module):
         height, width = x.shape[1:3]
         pad = 0 if self.padding == "valid" else self.dilation * (k - 1) // 2
         if pad:
-            x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=_PAD_MODES[self.padding])
+            x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=PAD_MODES[self.padding])
         span = self.dilation * (k - 1) + 1
         if min(x.shape[1:3]) < span:
             # XLA would silently return an empty map, and its global mean would be NaN.

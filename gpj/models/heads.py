@@ -1,4 +1,4 @@
-"""GAPNet and PermuteNet: the paper's two heads on top of any backbone returning (features, out)."""
+"""Heads on any backbone returning (features, out): the paper's GAPNet and PermuteNet, and linear."""
 
 from typing import Any
 
@@ -71,4 +71,25 @@ class PermuteNet(nn.Module):
                 latent, jax.random.permutation(self.make_rng("permute"), latent.shape[-1]), axis=-1
             )
         logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(latent)
+        return logits.astype(jnp.float32), out
+
+
+class LinearNet(nn.Module):
+    """Backbone → global average pool → dense logits: the standard classifier, unpermuted.
+
+    Attributes:
+      backbone: module mapping `(x, train)` to `(features, out)`.
+      num_classes: number of logits.
+      dtype: computation dtype; logits are float32.
+    """
+
+    backbone: nn.Module
+    num_classes: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        features, out = self.backbone(x, train)
+        out = _named_outputs(out, features)
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(out["latent"])
         return logits.astype(jnp.float32), out

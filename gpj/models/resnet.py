@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gpj.models.blurpool import MaxBlurPool, antialiased
 from gpj.models.conv import PaddedConv, scaled_width
 
 STEMS = ("paper", "cifar", "imagenet")
@@ -82,6 +83,8 @@ class ResNet(nn.Module):
       bn_momentum: BatchNorm running-average momentum (flax convention: weight of the old value).
       shuffle_layer: k in 1..4 permutes the channels of stage k's input with a fresh permutation
         from the `permute` rng on every call; 5 leaves the backbone unpermuted.
+      blur_filter: 0 for plain strided downsampling; 1..5 makes every strided conv and max-pool
+        dense, followed by a `BlurPool` of that filter size (Zhang 2019). Params are unchanged.
       dtype: computation dtype.
     """
 
@@ -92,6 +95,7 @@ class ResNet(nn.Module):
     padding: str = "zero"
     bn_momentum: float = 0.9
     shuffle_layer: int = 5
+    blur_filter: int = 0
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -99,6 +103,8 @@ class ResNet(nn.Module):
         if self.stem not in STEMS:
             raise ValueError(f"stem={self.stem!r} is not one of {STEMS}")
         conv = functools.partial(PaddedConv, padding=self.padding, dtype=self.dtype)
+        if self.blur_filter:
+            conv = antialiased(conv, self.blur_filter, dtype=self.dtype)
         norm = functools.partial(
             nn.BatchNorm,
             use_running_average=not train,
@@ -112,8 +118,7 @@ class ResNet(nn.Module):
             x = conv(scaled_width(64, self.width), 7, strides=2, name="conv1")(x)
         x = nn.relu(norm(name="bn1")(x))
         if self.stem == "imagenet":
-            # flax pads max-pool windows with -inf, like torch's MaxPool2d(3, 2, padding=1).
-            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+            x = self._stem_max_pool(x)
         out = {"stem": x}
         for i, num_blocks in enumerate(self.stage_sizes):
             if self.shuffle_layer == i + 1:
@@ -130,6 +135,15 @@ class ResNet(nn.Module):
                 )(x)
             out[f"stage{i + 1}"] = x
         return x, out
+
+    def _stem_max_pool(self, x: jnp.ndarray) -> jnp.ndarray:
+        """The imagenet stem's 3x3 stride-2 max-pool, or with `blur_filter` its MaxBlurPool."""
+        if not self.blur_filter:
+            # flax pads max-pool windows with -inf, like torch's MaxPool2d(3, 2, padding=1).
+            return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        return MaxBlurPool(
+            3, pad=1, filter_size=self.blur_filter, dtype=self.dtype, name="maxpool"
+        )(x)
 
 
 ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock)

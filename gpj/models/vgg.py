@@ -7,6 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gpj.models.blurpool import MaxBlurPool
 from gpj.models.conv import PaddedConv, scaled_width
 
 # Conv widths before scaling; "M" is a 2x2 stride-2 max-pool that closes a stage.
@@ -41,6 +42,8 @@ class VGG(nn.Module):
       width: multiplier of the conv widths.
       padding: padding mode of every conv, one of `conv.PADDINGS`.
       bn_momentum: BatchNorm running-average momentum (flax convention).
+      blur_filter: 0 for plain 2x2 stride-2 max-pools; 1..5 pools at stride 1 and downsamples with
+        a `BlurPool` of that filter size (Zhang 2019).
       dtype: computation dtype.
     """
 
@@ -48,6 +51,7 @@ class VGG(nn.Module):
     width: float = 1.0
     padding: str = "zero"
     bn_momentum: float = 0.9
+    blur_filter: int = 0
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -56,7 +60,7 @@ class VGG(nn.Module):
         num_convs = 0
         for layer in self.layers:
             if layer == "M":
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = self._max_pool(x, name=f"pool{len(out) + 1}")
                 out[f"stage{len(out) + 1}"] = x
                 continue
             num_convs += 1
@@ -78,6 +82,14 @@ class VGG(nn.Module):
             )(x)
             x = nn.relu(x)
         return x, out
+
+    def _max_pool(self, x: jnp.ndarray, name: str) -> jnp.ndarray:
+        """2x2 stride-2 max-pool, or with `blur_filter` its anti-aliased MaxBlurPool."""
+        if not self.blur_filter:
+            return nn.max_pool(x, (2, 2), strides=(2, 2))
+        # Unpadded, as in antialiased-cnns: the dense pool leaves side n - 1, and the blur's
+        # ceil((n - 1) / 2) equals the plain pool's floor(n / 2) for every n, odd ones too.
+        return MaxBlurPool(2, filter_size=self.blur_filter, dtype=self.dtype, name=name)(x)
 
 
 VGG11 = functools.partial(VGG, layers=VGG11_LAYERS)

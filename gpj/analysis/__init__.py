@@ -1,0 +1,1 @@
+"""Analysis of trained models: metrics computed from their predictions and activations."""

@@ -1,0 +1,64 @@
+"""Pieces every report uses: atomic JSON, markdown tables, percentages, figures."""
+
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are written on servers and in CI
+import matplotlib.pyplot as plt
+
+
+def write_json(data, path: str) -> None:
+    """Atomic write: a reader never sees half a file."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def markdown_table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def pct(mean, std=None) -> str:
+    """A fraction as a percentage, with ± std when given."""
+    return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
+
+
+def save_figure(fig, workdir: str, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(os.path.join(workdir, name), dpi=100)
+    plt.close(fig)
+    return name
+
+
+def curves_figure(results, workdir, label) -> str:
+    """Training loss and accuracy against step for every run; `label(run)` names a line."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for r in results["runs"]:
+        steps = [h["step"] for h in r["history"]]
+        ax_loss.plot(steps, [h["loss"] for h in r["history"]], label=label(r))
+        ax_acc.plot(steps, [h["accuracy"] for h in r["history"]], label=label(r))
+    ax_loss.set(xlabel="step", ylabel="train loss", yscale="log")
+    ax_acc.set(xlabel="step", ylabel="train accuracy", ylim=(0, 1))
+    ax_acc.legend(fontsize=7, loc="lower right")
+    return save_figure(fig, workdir, "training_curves.png")
+
+
+def figure_links(names) -> str:
+    return "\n".join(f"![{os.path.splitext(n)[0]}]({n})" for n in names)
+
+
+def environment_line(results) -> str:
+    env = results["environment"]
+    return (
+        f"Environment: jax {env['packages']['jax']}, flax {env['packages']['flax']}, "
+        f"{env['device_count']} × {env['device_kind']} ({env['platform']}), "
+        f"{env['process_count']} process(es). Total wall time {results['wall_time_s']:.0f} s."
+    )
+
+
+def seeds_note(n: int) -> str:
+    return f"mean ± std over {n} seed(s) (sample std; 0 for one seed)"

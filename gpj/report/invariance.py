@@ -1,0 +1,99 @@
+"""The invariance experiment's report: accuracy, shift consistency and position left in the latent."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from gpj.report.common import (
+    curves_figure,
+    environment_line,
+    figure_links,
+    markdown_table,
+    pct,
+    save_figure,
+    seeds_note,
+)
+
+COLUMNS = (
+    ("centred_accuracy", "centred acc."),
+    ("shifted_accuracy", "shifted acc."),
+    ("consistency", "consistency"),
+    ("position_probe_accuracy", "position probe"),
+)
+
+
+def table(results: dict) -> str:
+    """Rows: variants; columns: mean ± std of each metric in %."""
+    rows = [
+        [s["variant"]]
+        + [pct(s[key]["mean"], s[key]["std"]) for key, _ in COLUMNS]
+        + [pct(s["position_probe_chance"])]
+        for s in results["summary"]
+    ]
+    header = ["variant", *(title for _, title in COLUMNS), "probe chance"]
+    n = max(s["n"] for s in results["summary"])
+    return (
+        markdown_table(header, rows) + f"\n\nIn %, {seeds_note(n)}. Shifted accuracy: mean over "
+        "every offset of the shift grid. Consistency: how often two random shifts of a test image "
+        "get the same class. Position probe: a linear read-out of the offset cell from the frozen "
+        "global-pooled latent (chance: the most frequent cell)."
+    )
+
+
+def markdown(results: dict, figures) -> str:
+    c, d = results["config"], results["dataset"]
+    s, m = c["shift"], c["model"]
+    settings = (
+        f"Data: `{d['name']}`, {d['num_train']} train / {d['num_test']} test images, shifted by up "
+        f"to {s['max_shift']} px in each direction ({s['mode']} mode; model input "
+        f"{d['input'][0]}×{d['input'][1]}). Model: `{m['name']}` (width {m['width']}, "
+        f"`{m['stem']}` stem, `{m['padding']}` padding) with a linear head on the global-pooled "
+        f"latent; AugShift weight {c['augshift']['weight']}, BlurPool filter "
+        f"{c['blurpool']['filter_size']}; {c['train']['num_epochs']} epochs, batch "
+        f"{c['train']['batch_size']}, {c['optim']['name']} lr {c['optim']['learning_rate']}. "
+        f"Consistency over {c['eval']['consistency_pairs']} seeded pairs of shifts per test image; "
+        f"shift grid step {c['eval']['shift_step']} px ({len(results['shift_grid'])} offsets)."
+    )
+    runs = [
+        [r["variant"], r["seed"]]
+        + [pct(r[key]) for key, _ in COLUMNS]
+        + [f"{r['train_time_s']:.0f} s", f"{r['eval_time_s']:.1f} s"]
+        for r in results["runs"]
+    ]
+    header = ["variant", "seed", *(t for _, t in COLUMNS), "train (incl. compile)", "eval"]
+    sections = [
+        "# Translation invariance: baseline, AugShift, BlurPool",
+        settings,
+        table(results),
+        "## Runs",
+        markdown_table(header, runs),
+        "## Figures",
+        figure_links(figures),
+        environment_line(results),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def figures(results, workdir) -> list:
+    return [
+        _shift_figure(results, workdir),
+        curves_figure(results, workdir, lambda r: f"{r['variant']} s{r['seed']}"),
+    ]
+
+
+def _shift_figure(results, workdir) -> str:
+    """Test accuracy against horizontal and vertical shift (the other axis centred)."""
+    grid = np.asarray(results["shift_grid"])
+    m = results["config"]["shift"]["max_shift"]
+    groups = {}
+    for r in results["runs"]:
+        groups.setdefault(r["variant"], []).append(r["accuracy_per_offset"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for axis, (ax, name) in enumerate(zip(axes, ("horizontal", "vertical"), strict=True)):
+        line = grid[:, 1 - axis] == m  # the other coordinate centred
+        shifts = grid[line, axis] - m
+        for variant, accs in groups.items():
+            ax.plot(shifts, np.mean(accs, axis=0)[line] * 100, marker="o", label=variant)
+        ax.set(xlabel=f"{name} shift (px)", ylabel="test accuracy (%)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("accuracy vs shift (mean over seeds)")
+    return save_figure(fig, workdir, "accuracy_vs_shift.png")

@@ -1,0 +1,99 @@
+"""The probe experiment's report: the paper's table, per-run table, per-cell heat maps."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from gpj.report.common import (
+    curves_figure,
+    environment_line,
+    figure_links,
+    markdown_table,
+    pct,
+    save_figure,
+    seeds_note,
+)
+
+HEAD_NAMES = {"gapnet": "GAPNet", "permutenet": "PermuteNet"}
+
+
+def table(results: dict) -> str:
+    """The paper's table: rows GAPNet / PermuteNet, columns location / object."""
+    summary = {(s["head"], s["task"]): s for s in results["summary"]}
+    tasks = [t for t in ("location", "object") if any(k[1] == t for k in summary)]
+    heads = [h for h in HEAD_NAMES if any(k[0] == h for k in summary)]
+    header = ["model"] + [f"{t} (chance {pct(results['chance'][t])})" for t in tasks]
+    rows = [
+        [HEAD_NAMES[h]]
+        + [
+            pct(summary[h, t]["mean"], summary[h, t]["std"]) if (h, t) in summary else "—"
+            for t in tasks
+        ]
+        for h in heads
+    ]
+    n = max(s["n"] for s in results["summary"])
+    return markdown_table(header, rows) + f"\n\nTest accuracy in %, {seeds_note(n)}."
+
+
+def markdown(results: dict, figures) -> str:
+    c, d = results["config"], results["dataset"]
+    g, m = c["data"]["grid_size"], c["model"]
+    shuffle = f", PermuteNet shuffle layer {m['shuffle_layer']}" if m["shuffle_layer"] != 5 else ""
+    settings = (
+        f"Data: `{d['name']}`, {d['num_train']} train / {d['num_test']} test images on "
+        f"{d['canvas'][0]}×{d['canvas'][1]} canvases ({g}×{g} grid). Model: `{m['name']}` "
+        f"(width {m['width']}, `{m['stem']}` stem, `{m['padding']}` padding{shuffle}), "
+        f"{c['train']['num_epochs']} epochs, batch {c['train']['batch_size']}, "
+        f"{c['optim']['name']} lr {c['optim']['learning_rate']}. Every test image is evaluated "
+        f"at every cell ({d['num_test'] * g * g} canvases per run)."
+    )
+    runs = [
+        [
+            f"{HEAD_NAMES[r['head']]} {r['task']}",
+            r["seed"],
+            pct(r["accuracy"]),
+            r["steps"],
+            f"{r['train_time_s']:.0f} s",
+            f"{r['eval_time_s']:.1f} s",
+        ]
+        for r in results["runs"]
+    ]
+    header = ["run", "seed", "accuracy %", "steps", "train (incl. compile)", "eval"]
+    sections = [
+        "# Position probe: GAPNet vs PermuteNet",
+        settings,
+        table(results),
+        "## Runs",
+        markdown_table(header, runs),
+        "## Figures",
+        figure_links(figures),
+        environment_line(results),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def figures(results, workdir) -> list:
+    return [
+        _per_cell_figure(results, workdir),
+        curves_figure(
+            results, workdir, lambda r: f"{HEAD_NAMES[r['head']]} {r['task']} s{r['seed']}"
+        ),
+    ]
+
+
+def _per_cell_figure(results, workdir) -> str:
+    """Heat maps of per-cell test accuracy (mean over seeds), one per run kind."""
+    groups = {}
+    for r in results["runs"]:
+        groups.setdefault((r["head"], r["task"]), []).append(np.asarray(r["per_cell_accuracy"]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.2), squeeze=False)
+    for ax, ((head, task), maps) in zip(axes[0], groups.items(), strict=True):
+        acc = np.mean(maps, axis=0)
+        ax.imshow(acc, vmin=0, vmax=1, cmap="viridis")
+        for (i, j), v in np.ndenumerate(acc):
+            color = "white" if v < 0.5 else "black"
+            ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", color=color, fontsize=9)
+        ax.set_title(f"{HEAD_NAMES[head]} {task}", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("test accuracy (%) per grid cell")
+    return save_figure(fig, workdir, "per_cell_accuracy.png")

@@ -1,0 +1,155 @@
+"""AugShift objective, the shift evaluator, and the invariance experiment end to end."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gpj import engine, models
+from gpj.data import shift
+from gpj.errors import ConfigError
+from gpj.experiments import invariance
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from configs.invariance import get_config
+
+
+@pytest.fixture(scope="module")
+def state():
+    model = models.build_model("resnet18", num_classes=10, head="linear", width=0.125)
+    mesh = engine.make_mesh(jax.devices()[:1])
+    return engine.create_state(model, optax.adam(1e-3), (1, 8, 8, 1), 0, mesh)
+
+
+def batch(n=8, size=8):
+    rng = np.random.default_rng(0)
+    return {
+        "image": jnp.asarray(rng.normal(size=(n, size, size, 1)), jnp.float32),
+        "label": jnp.asarray(rng.integers(0, 10, n), jnp.int32),
+    }
+
+
+def test_latent_mse_is_exactly_zero_for_identical_views(state):
+    z = jax.random.normal(jax.random.PRNGKey(1), (4, 16))
+    assert float(invariance.latent_mse(z, z)) == 0.0
+    no_shift = invariance.ShiftConfig(max_shift=0, mode="canvas", pad_mode="zero")
+    _, (metrics, _) = invariance.shift_objective(
+        state.params, state, batch(), jax.random.PRNGKey(2), shift_cfg=no_shift, views=2, weight=5.0
+    )
+    assert float(metrics["latent_mse"]) == 0.0
+
+
+def test_augshift_loss_is_two_cross_entropies_plus_weighted_latent_mse(state):
+    cfg = invariance.ShiftConfig(max_shift=2, mode="canvas", pad_mode="zero")
+    b, rng = batch(size=4), jax.random.PRNGKey(3)
+    objective = functools.partial(invariance.shift_objective, shift_cfg=cfg, views=2)
+    loss0, (m0, _) = objective(state.params, state, b, rng, weight=0.0)
+    loss3, (m3, _) = objective(state.params, state, b, rng, weight=3.0)
+    assert float(m3["latent_mse"]) > 0
+    np.testing.assert_allclose(float(loss0), 2 * float(m0["ce"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(loss3), float(loss0) + 3.0 * float(m3["latent_mse"]), rtol=1e-6
+    )
+    # The same views as an independent computation: place, forward once, two CEs, MSE.
+    k1, k2 = jax.random.split(rng)
+    views = [shift.place(b["image"], shift.random_offsets(k, 8, 2), 2, "canvas") for k in (k1, k2)]
+    (logits, out), _ = state.apply_fn(
+        state.variables, jnp.concatenate(views), train=True, mutable=["batch_stats"]
+    )
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.tile(b["label"], 2))
+    mse = jnp.mean((out["latent"][:8] - out["latent"][8:]) ** 2)
+    np.testing.assert_allclose(
+        float(loss3), float(ce[:8].mean() + ce[8:].mean() + 3 * mse), rtol=1e-5
+    )
+
+
+class RowReader(flax.struct.PyTreeNode):
+    """A stand-in trained model: predicts the row of the brightest pixel (exact, no learning)."""
+
+    variables: dict = flax.struct.field(default_factory=dict)
+
+    def apply_fn(self, variables, x, train):
+        del variables, train
+        rows = jnp.argmax(jnp.max(x[..., 0], axis=2), axis=1)
+        return jax.nn.one_hot(rows, x.shape[1]), {}
+
+
+def test_shift_eval_places_every_offset_exactly_and_counts_agreeing_pairs():
+    m, n = 3, 5
+    images = np.zeros((n, 4, 4, 1), np.float32)
+    images[:, 0, 0, 0] = 1.0  # the bright pixel lands on canvas row dy
+    labels = np.full(n, m, np.int32)  # correct exactly when the image is vertically centred
+    grid = shift.shift_grid(m, 1)
+    pairs = shift.consistency_pairs(n, 4, m, seed=0)
+    cfg = invariance.ShiftConfig(max_shift=m, mode="canvas", pad_mode="zero")
+    sums = invariance.shift_eval(
+        RowReader(),
+        {"image": images, "label": labels, "mask": np.ones(n, bool), "pairs": pairs},
+        None,
+        shift_cfg=cfg,
+        grid=grid,
+    )
+    assert int(sums["correct_centred"]) == n
+    np.testing.assert_array_equal(sums["correct_per_offset"], np.where(grid[:, 0] == m, n, 0))
+    assert int(sums["agree"]) == int(np.sum(pairs[:, :, 0, 0] == pairs[:, :, 1, 0]))
+
+
+BAD = {
+    "variants": ("variants", ("baseline", "mixup"), "variants entry 'mixup' is not valid"),
+    "mode": ("shift.mode", "roll", "shift.mode='roll' is not valid; choose one of: canvas, crop"),
+    "filter": ("blurpool.filter_size", 7, "blurpool.filter_size=7 must be between 1 and 5"),
+    "probe": ("eval.probe_grid", 99, "eval.probe_grid=99 has more cells per axis"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_invariance_configs_are_refused(case):
+    path, value, message = BAD[case]
+    config = get_config("tiny")
+    section, _, key = path.rpartition(".")
+    (config[section] if section else config)[key] = value
+    with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace(")", "\\)")):
+        invariance.validate(config)
+
+
+@pytest.mark.parametrize("preset", [None, "tiny", "cifar10"])
+def test_presets_are_valid(preset):
+    invariance.validate(get_config(preset))
+
+
+def test_tiny_invariance_run_end_to_end(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpj.main",
+            "--config=configs/invariance.py:tiny",
+            f"--workdir={tmp_path}",
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| variant | centred acc. | shifted acc. | consistency |" in proc.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["variant"] for r in results["runs"]] == ["baseline", "augshift_blurpool"]
+    for r in results["runs"]:
+        for key in invariance.METRICS:
+            assert 0.0 <= r[key] <= 1.0
+        assert len(r["accuracy_per_offset"]) == len(results["shift_grid"])
+        assert (tmp_path / r["run_dir"] / "checkpoints" / str(r["steps"])).is_dir()
+    report = (tmp_path / "report.md").read_text()
+    for figure in ("accuracy_vs_shift.png", "training_curves.png"):
+        assert (tmp_path / figure).stat().st_size > 1000 and f"]({figure})" in report
