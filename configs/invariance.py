@@ -12,6 +12,7 @@ as a crop of a padded image). AugShift shows two translations of each image and 
 
 import ml_collections
 
+from gpj import config_sections as sections
 from gpj.presets import apply_presets
 
 
@@ -23,13 +24,7 @@ def get_config(arg=None):
     # baseline | two_view (AugShift with weight 0) | augshift | blurpool | augshift_blurpool
     c.variants = ("baseline", "augshift", "blurpool", "augshift_blurpool")
 
-    c.data = ml_collections.ConfigDict()
-    c.data.name = "digits"
-    c.data.data_dir = ""
-    c.data.image_size = 16
-    c.data.channels = 1
-    c.data.test_fraction = 0.2
-    c.data.split_seed = 0
+    c.data = sections.data()
 
     c.shift = ml_collections.ConfigDict()
     c.shift.mode = "canvas"  # canvas: image on a (size + 2 max_shift) zero canvas | crop
@@ -41,29 +36,9 @@ def get_config(arg=None):
     c.blurpool = ml_collections.ConfigDict()
     c.blurpool.filter_size = 3  # binomial filter size 1-5 for the blurpool variants
 
-    c.model = ml_collections.ConfigDict()
-    c.model.name = "resnet18"
-    c.model.width = 0.25
-    c.model.stem = "paper"
-    c.model.padding = "zero"
-    c.model.bn_momentum = 0.9
-
-    c.optim = ml_collections.ConfigDict()
-    c.optim.name = "adam"
-    c.optim.learning_rate = 1e-3
-    c.optim.b1 = 0.5
-    c.optim.b2 = 0.999
-    c.optim.momentum = 0.9
-    c.optim.weight_decay = 0.0
-    c.optim.schedule = "constant"
-    c.optim.warmup_steps = 0
-
-    c.train = ml_collections.ConfigDict()
-    c.train.num_epochs = 5
-    c.train.batch_size = 48
-    c.train.log_every = 20
-    c.train.checkpoint_every = 500
-    c.train.keep_checkpoints = 2
+    c.model = sections.model()
+    c.optim = sections.optim()
+    c.train = sections.train(num_epochs=5)
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 120
@@ -77,42 +52,21 @@ def get_config(arg=None):
 
 
 def _tiny(c):
-    c.num_seeds = 1
+    sections.use_tiny(c)
     c.variants = ("baseline", "augshift_blurpool")
-    c.data.image_size = 8
     c.shift.max_shift = 4
-    c.model.width = 0.125
-    c.train.num_epochs = 1
-    c.train.batch_size = 32
-    c.train.log_every = 10
-    c.train.checkpoint_every = 20
-    c.eval.batch_size = 200
-    c.eval.shift_step = 4
     c.eval.consistency_pairs = 2
 
 
 def _cifar10(c):
-    c.data.name = "cifar10"
-    c.data.image_size = 32
-    c.data.channels = 3
-    c.data.data_dir = "~/tensorflow_datasets"
-    c.shift.mode = "crop"
-    c.shift.max_shift = 8
-    c.shift.pad_mode = "reflect"
-    c.model.width = 1.0
+    sections.use_cifar10(c)
+    c.shift.update(mode="crop", max_shift=8, pad_mode="reflect")
     c.model.stem = "cifar"
-    c.train.num_epochs = 30
-    c.train.batch_size = 128
-    c.train.log_every = 100
-    c.train.checkpoint_every = 2000
-    c.optim.name = "sgd"
-    c.optim.learning_rate = 0.1
-    c.optim.weight_decay = 5e-4
-    c.optim.schedule = "cosine"
-    c.optim.warmup_steps = 390
+    c.train.update(num_epochs=30, batch_size=128)
+    c.optim.update(
+        name="sgd", learning_rate=0.1, weight_decay=5e-4, schedule="cosine", warmup_steps=390
+    )
     c.eval.batch_size = 200
-    c.eval.shift_step = 4
-    c.eval.consistency_pairs = 5
 
 
 PRESETS = {"tiny": _tiny, "cifar10": _cifar10}

@@ -12,7 +12,6 @@ import functools
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +25,6 @@ from gpj.analysis.consistency import agreement, consistency
 from gpj.data import shift
 from gpj.errors import ConfigError
 from gpj.experiments import training
-from gpj.provenance import environment
 from gpj.validation import check_choice, check_positive, check_range
 
 
@@ -152,19 +150,13 @@ def validate(config) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class RunKind:
-    """One variant: its model, optimizer and compiled functions, shared by all its seeds."""
+class VariantKind(training.RunKind):
+    """One variant (its folder is the variant's name), plus its latent extractor."""
 
-    name: str
-    num_steps: int
-    model: Any
-    tx: Any
-    train_step: Callable
-    eval_step: Callable
     latent_step: Callable
 
     @classmethod
-    def build(cls, config, name, dataset, shift_cfg, grid, mesh) -> "RunKind":
+    def build(cls, config, name, dataset, shift_cfg, grid, mesh) -> "VariantKind":
         variant = VARIANTS[name]
         m = config.model
         num_steps = training.num_train_steps(config, dataset)
@@ -200,11 +192,7 @@ class RunKind:
 
 def run(config, workdir: str) -> dict:
     """Trains and evaluates every variant and seed; writes results.json, report.md, figures."""
-    validate(config)
-    mesh = engine.make_mesh()
-    engine.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
-    engine.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
-    dataset = training.load_data(config)
+    mesh, dataset = training.start(config, validate)
     s = config.shift
     shift_cfg = ShiftConfig(s.max_shift, s.mode, s.pad_mode)
     size = shift.output_size(config.data.image_size, s.max_shift, s.mode)
@@ -219,25 +207,19 @@ def run(config, workdir: str) -> dict:
     probe_data = _probe_offsets(config, dataset)
 
     started = time.time()
-    seeds = [config.seed + i for i in range(config.num_seeds)]
     runs = []
     for name in config.variants:
-        kind = RunKind.build(config, name, dataset, shift_cfg, tuple(map(tuple, grid)), mesh)
-        for seed in seeds:
-            run_dir = os.path.join(workdir, name, f"seed{seed}")
-            state, history, train_time = training.train_seed(
+        kind = VariantKind.build(config, name, dataset, shift_cfg, tuple(map(tuple, grid)), mesh)
+        for seed in training.seeds(config):
+            state, history, train_time, run_dir = training.train_seed(
                 config,
-                model=kind.model,
-                tx=kind.tx,
-                train_step=kind.train_step,
-                num_steps=kind.num_steps,
+                kind,
                 dataset=dataset,
                 seed=seed,
                 input_shape=input_shape,
                 mesh=mesh,
-                run_dir=run_dir,
+                workdir=workdir,
                 fingerprint={"variant": name, "shift": s.to_dict(), **_variant_settings(config)},
-                desc=f"{name} seed {seed}",
             )
             t0 = time.time()
             metrics = _evaluate(config, kind, state, dataset, pairs, grid, probe_data, mesh)
@@ -253,25 +235,25 @@ def run(config, workdir: str) -> dict:
                     **metrics,
                 }
             )
-
-    results = {
-        "experiment": "invariance",
-        "config": config.to_dict(),
-        "environment": environment(),
-        "dataset": {
+    summary = training.summarise(runs, ("variant",), METRICS)
+    for row in summary:  # the probe's chance depends only on the seeded offsets
+        row["position_probe_chance"] = runs[0]["position_probe_chance"]
+    results = training.results(
+        config,
+        "invariance",
+        runs=runs,
+        summary=summary,
+        started=started,
+        dataset={
             "name": dataset.name,
             "num_train": len(dataset.train_labels),
             "num_test": len(dataset.test_labels),
             "num_classes": dataset.num_classes,
             "input": list(input_shape[1:]),
         },
-        "seeds": seeds,
-        "shift_grid": grid.tolist(),
-        "chance": {"object": 1.0 / dataset.num_classes},
-        "runs": runs,
-        "summary": summarise(runs),
-        "wall_time_s": time.time() - started,
-    }
+        shift_grid=grid.tolist(),
+        chance={"object": 1.0 / dataset.num_classes},
+    )
     if jax.process_index() == 0:
         report.write(results, workdir)
     return results
@@ -335,25 +317,3 @@ def _linear_probe(train_z, train_y, test_z, test_y) -> float:
 
 
 METRICS = ("centred_accuracy", "shifted_accuracy", "consistency", "position_probe_accuracy")
-
-
-def summarise(runs) -> list:
-    """Mean and sample std (ddof=1; 0 for one seed) of every metric per variant."""
-    groups = {}
-    for r in runs:
-        groups.setdefault(r["variant"], []).append(r)
-    summary = []
-    for name, rs in groups.items():
-        row = {
-            "variant": name,
-            "n": len(rs),
-            "position_probe_chance": rs[0]["position_probe_chance"],
-        }
-        for key in METRICS:
-            values = [r[key] for r in rs]
-            row[key] = {
-                "mean": float(np.mean(values)),
-                "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            }
-        summary.append(row)
-    return summary

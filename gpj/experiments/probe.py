@@ -11,8 +11,6 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +21,6 @@ from gpj import engine, models, report
 from gpj.data import canvas
 from gpj.errors import ConfigError
 from gpj.experiments import training
-from gpj.provenance import environment
 from gpj.validation import check_positive, check_range
 
 TASKS = ("location", "object")
@@ -66,6 +63,7 @@ def validate(config) -> None:
     """Cheap checks of every field, before any data is read or compiled."""
     training.validate_common(config)
     check_range(config, "model.shuffle_layer", 1, 5)
+    check_range(config, "model.blur_filter", 0, 5)
     if config.model.name.startswith("vgg") and config.model.shuffle_layer != 5:
         raise ConfigError(
             f"model.shuffle_layer={config.model.shuffle_layer} needs a ResNet; "
@@ -100,6 +98,7 @@ def build(config, head: str, num_classes: int):
         padding=m.padding,
         bn_momentum=m.bn_momentum,
         shuffle_layer=m.shuffle_layer if head == "permutenet" else 5,
+        blur_filter=m.blur_filter,
     )
 
 
@@ -126,85 +125,56 @@ def check_fits(config, canvas_shape, num_classes: int) -> None:
 
 def run(config, workdir: str) -> dict:
     """Trains and evaluates every run and seed; writes results.json, report.md, figures."""
-    validate(config)
-    mesh = engine.make_mesh()
-    engine.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
-    engine.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
-    dataset = training.load_data(config)
+    mesh, dataset = training.start(config, validate)
     grid = config.data.grid_size
     _, h, w, c = dataset.train_images.shape
     canvas_shape = (1, grid * h, grid * w, c)
     check_fits(config, canvas_shape, dataset.num_classes)
 
     started = time.time()
-    seeds = [config.seed + i for i in range(config.num_seeds)]
     runs = []
     for spec in config.runs:
-        kind = RunKind.build(config, spec, dataset, mesh)
-        for seed in seeds:
+        kind = ProbeKind.build(config, spec, dataset, mesh)
+        for seed in training.seeds(config):
             runs.append(
                 _train_and_evaluate(config, kind, dataset, seed, mesh, canvas_shape, workdir)
             )
-
-    results = {
-        "experiment": "probe",
-        "config": config.to_dict(),
-        "environment": environment(),
-        "dataset": {
+    results = training.results(
+        config,
+        "probe",
+        runs=runs,
+        summary=training.summarise(runs, ("head", "task"), ("accuracy",)),
+        started=started,
+        dataset={
             "name": dataset.name,
             "num_train": len(dataset.train_labels),
             "num_test": len(dataset.test_labels),
             "num_classes": dataset.num_classes,
             "canvas": list(canvas_shape[1:]),
         },
-        "seeds": seeds,
-        "chance": {"location": 1.0 / grid**2, "object": 1.0 / dataset.num_classes},
-        "runs": runs,
-        "summary": summarise(runs),
-        "wall_time_s": time.time() - started,
-    }
+        chance={"location": 1.0 / grid**2, "object": 1.0 / dataset.num_classes},
+    )
     if jax.process_index() == 0:
         report.write(results, workdir)
     return results
 
 
-def summarise(runs) -> list:
-    """Mean and sample std (ddof=1; 0 for one seed) of accuracy per head and task."""
-    groups = {}
-    for r in runs:
-        groups.setdefault((r["head"], r["task"]), []).append(r["accuracy"])
-    return [
-        {
-            "head": head,
-            "task": task,
-            "n": len(accs),
-            "mean": float(np.mean(accs)),
-            "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
-        }
-        for (head, task), accs in groups.items()
-    ]
-
-
 @dataclasses.dataclass(frozen=True)
-class RunKind:
-    """One head:task pair: its model, optimizer and compiled steps, shared by all its seeds."""
+class ProbeKind(training.RunKind):
+    """One head:task pair (its folder is `head-task`)."""
 
     head: str
     task: str
     num_classes: int
-    num_steps: int
-    model: Any
-    tx: Any
-    train_step: Callable
-    eval_step: Callable
 
     @classmethod
-    def build(cls, config, spec: str, dataset, mesh) -> "RunKind":
+    def build(cls, config, spec: str, dataset, mesh) -> "ProbeKind":
         head, task = spec.split(":")
         grid = config.data.grid_size
         num_classes = grid * grid if task == "location" else dataset.num_classes
         num_steps = training.num_train_steps(config, dataset)
         return cls(
+            name=f"{head}-{task}",
             head=head,
             task=task,
             num_classes=num_classes,
@@ -220,23 +190,17 @@ class RunKind:
         )
 
 
-def _train_and_evaluate(config, kind: RunKind, dataset, seed, mesh, canvas_shape, workdir) -> dict:
+def _train_and_evaluate(config, kind: ProbeKind, dataset, seed, mesh, canvas_shape, workdir):
     """Trains (or resumes) one seed of a run kind, then evaluates it at every cell."""
-    name = f"{kind.head}-{kind.task}"
-    run_dir = os.path.join(workdir, name, f"seed{seed}")
-    state, history, train_time = training.train_seed(
+    state, history, train_time, run_dir = training.train_seed(
         config,
-        model=kind.model,
-        tx=kind.tx,
-        train_step=kind.train_step,
-        num_steps=kind.num_steps,
+        kind,
         dataset=dataset,
         seed=seed,
         input_shape=canvas_shape,
         mesh=mesh,
-        run_dir=run_dir,
+        workdir=workdir,
         fingerprint={"head": kind.head, "task": kind.task},
-        desc=f"{name} seed {seed}",
     )
     started = time.time()
     sums = engine.evaluate(

@@ -1,13 +1,33 @@
 """What every experiment does around the engine: load data, train one seed, batch the test split."""
 
+import dataclasses
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
+import numpy as np
 
 from gpj import engine, models
 from gpj.data import batches, sources
+from gpj.provenance import environment
 from gpj.validation import check_choice, check_positive, check_range
+
+
+@dataclasses.dataclass(frozen=True)
+class RunKind:
+    """What all seeds of one kind of run share: model, optimizer, compiled steps, length.
+
+    Built once per kind, so every seed after the first reuses the compiled programs.
+    """
+
+    name: str  # the run's folder in the workdir and its progress-bar label
+    model: Any
+    tx: Any
+    num_steps: int
+    train_step: Callable
+    eval_step: Callable
 
 
 def validate_common(config) -> None:
@@ -56,27 +76,30 @@ def num_train_steps(config, dataset) -> int:
     )
 
 
-def train_seed(
-    config,
-    *,
-    model,
-    tx,
-    train_step,
-    num_steps,
-    dataset,
-    seed,
-    input_shape,
-    mesh,
-    run_dir,
-    fingerprint,
-    desc,
-):
-    """Trains (or resumes) one seed in `run_dir`; returns (state, history, seconds).
+def start(config, validate):
+    """Validates the config, builds the mesh, checks batch sizes and loads the data."""
+    validate(config)
+    mesh = engine.make_mesh()
+    engine.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
+    engine.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+    return mesh, load_data(config)
+
+
+def seeds(config) -> list:
+    return [config.seed + i for i in range(config.num_seeds)]
+
+
+def train_seed(config, kind: RunKind, *, dataset, seed, input_shape, mesh, workdir, fingerprint):
+    """Trains (or resumes) one seed in `workdir/<kind.name>/seed<seed>`.
 
     The host yields raw normalised images and labels in an order fixed by (seed, step); the
-    objective inside `train_step` builds canvases or shifted views on the device.
+    objective inside `kind.train_step` builds canvases or shifted views on the device.
+
+    Returns:
+      (state, history, seconds, run_dir).
     """
-    state = engine.create_state(model, tx, input_shape, seed, mesh)
+    run_dir = os.path.join(workdir, kind.name, f"seed{seed}")
+    state = engine.create_state(kind.model, kind.tx, input_shape, seed, mesh)
     n = len(dataset.train_labels)
     pid, pcount = jax.process_index(), jax.process_count()
 
@@ -87,9 +110,9 @@ def train_seed(
     started = time.time()
     state, history = engine.fit(
         state,
-        train_step,
+        kind.train_step,
         batch_fn,
-        num_steps=num_steps,
+        num_steps=kind.num_steps,
         mesh=mesh,
         run_dir=run_dir,
         log_every=config.train.log_every,
@@ -98,15 +121,45 @@ def train_seed(
         fingerprint={
             **fingerprint,
             "seed": seed,
-            "num_steps": num_steps,
+            "num_steps": kind.num_steps,
             "batch_size": config.train.batch_size,
             "model": config.model.to_dict(),
             "data": config.data.to_dict(),
             "optim": config.optim.to_dict(),
         },
-        desc=desc,
+        desc=f"{kind.name} seed {seed}",
     )
-    return state, history, time.time() - started
+    return state, history, time.time() - started, run_dir
+
+
+def results(config, experiment: str, *, runs, summary, started, **fields) -> dict:
+    """The results.json content every experiment writes (its own fields in between)."""
+    return {
+        "experiment": experiment,
+        "config": config.to_dict(),
+        "environment": environment(),
+        **fields,
+        "seeds": seeds(config),
+        "runs": runs,
+        "summary": summary,
+        "wall_time_s": time.time() - started,
+    }
+
+
+def summarise(runs, group_by, metrics) -> list:
+    """Per group of runs: n and, for every metric, mean and sample std (ddof=1; 0 for one seed)."""
+    groups = {}
+    for r in runs:
+        groups.setdefault(tuple(r[k] for k in group_by), []).append(r)
+    summary = []
+    for key, rs in groups.items():
+        row = {**dict(zip(group_by, key, strict=True)), "n": len(rs)}
+        for metric in metrics:
+            values = [r[metric] for r in rs]
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            row[metric] = {"mean": float(np.mean(values)), "std": std}
+        summary.append(row)
+    return summary
 
 
 def test_batches(config, arrays: dict):

@@ -1,0 +1,70 @@
+"""Config sections the experiment configs share, with the official code's defaults.
+
+Each function returns a fresh ConfigDict; keyword arguments override its defaults.
+"""
+
+import ml_collections
+
+
+def data(**overrides) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.name = "digits"  # digits (embedded) | cifar10 | cifar100 | mnist | fashion_mnist
+    c.data_dir = ""  # tfds data_dir for the tfds datasets
+    c.image_size = 16  # side of one image in pixels
+    c.channels = 1
+    c.test_fraction = 0.2  # digits only: held-out fraction
+    c.split_seed = 0  # digits only: seed of the train/test split
+    c.update(overrides)
+    return c
+
+
+def model(**overrides) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.name = "resnet18"  # resnet18 | resnet34 | resnet50 | vgg11 | vgg16
+    c.width = 0.25  # channel multiplier (1.0 = 64..512 channels)
+    c.stem = "paper"  # paper (7x7/2, no max-pool) | cifar (3x3/1) | imagenet (7x7/2 + max-pool)
+    c.padding = "zero"  # zero | reflect | replicate | circular | valid | partial
+    c.bn_momentum = 0.9
+    c.update(overrides)
+    return c
+
+
+def optim(**overrides) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.name = "adam"  # adam | sgd
+    c.learning_rate = 1e-3
+    c.b1 = 0.5  # the official code's Adam betas (0.5, 0.999)
+    c.b2 = 0.999
+    c.momentum = 0.9  # sgd only
+    c.weight_decay = 0.0  # coupled L2, as torch's weight_decay
+    c.schedule = "constant"  # constant | cosine
+    c.warmup_steps = 0
+    c.update(overrides)
+    return c
+
+
+def train(**overrides) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.num_epochs = 8
+    c.batch_size = 48
+    c.log_every = 20
+    c.checkpoint_every = 500
+    c.keep_checkpoints = 2
+    c.update(overrides)
+    return c
+
+
+def use_cifar10(c: ml_collections.ConfigDict) -> None:
+    """The paper-scale data and model settings both experiments' cifar10 presets share."""
+    c.data.update(name="cifar10", image_size=32, channels=3, data_dir="~/tensorflow_datasets")
+    c.model.width = 1.0
+    c.train.update(log_every=100, checkpoint_every=2000)
+
+
+def use_tiny(c: ml_collections.ConfigDict) -> None:
+    """The smoke-test settings both experiments' tiny presets share."""
+    c.num_seeds = 1
+    c.data.image_size = 8
+    c.model.width = 0.125
+    c.train.update(num_epochs=1, batch_size=32, log_every=10, checkpoint_every=20)
+    c.eval.batch_size = 200
