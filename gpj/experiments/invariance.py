@@ -244,13 +244,7 @@ def run(config, workdir: str) -> dict:
         runs=runs,
         summary=summary,
         started=started,
-        dataset={
-            "name": dataset.name,
-            "num_train": len(dataset.train_labels),
-            "num_test": len(dataset.test_labels),
-            "num_classes": dataset.num_classes,
-            "input": list(input_shape[1:]),
-        },
+        dataset=training.dataset_summary(dataset, input=list(input_shape[1:])),
         shift_grid=grid.tolist(),
         chance={"object": 1.0 / dataset.num_classes},
     )

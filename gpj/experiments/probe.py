@@ -145,13 +145,7 @@ def run(config, workdir: str) -> dict:
         runs=runs,
         summary=training.summarise(runs, ("head", "task"), ("accuracy",)),
         started=started,
-        dataset={
-            "name": dataset.name,
-            "num_train": len(dataset.train_labels),
-            "num_test": len(dataset.test_labels),
-            "num_classes": dataset.num_classes,
-            "canvas": list(canvas_shape[1:]),
-        },
+        dataset=training.dataset_summary(dataset, canvas=list(canvas_shape[1:])),
         chance={"location": 1.0 / grid**2, "object": 1.0 / dataset.num_classes},
     )
     if jax.process_index() == 0:

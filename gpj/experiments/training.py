@@ -132,6 +132,16 @@ def train_seed(config, kind: RunKind, *, dataset, seed, input_shape, mesh, workd
     return state, history, time.time() - started, run_dir
 
 
+def dataset_summary(dataset, **extra) -> dict:
+    return {
+        "name": dataset.name,
+        "num_train": len(dataset.train_labels),
+        "num_test": len(dataset.test_labels),
+        "num_classes": dataset.num_classes,
+        **extra,
+    }
+
+
 def results(config, experiment: str, *, runs, summary, started, **fields) -> dict:
     """The results.json content every experiment writes (its own fields in between)."""
     return {

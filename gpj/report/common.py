@@ -47,8 +47,11 @@ def curves_figure(results, workdir, label) -> str:
     return save_figure(fig, workdir, "training_curves.png")
 
 
-def figure_links(names) -> str:
-    return "\n".join(f"![{os.path.splitext(n)[0]}]({n})" for n in names)
+def document(title, settings, headline, runs_table, figures, results) -> str:
+    """A report: title, settings, headline table, per-run table, figures, environment."""
+    links = "\n".join(f"![{os.path.splitext(n)[0]}]({n})" for n in figures)
+    sections = [f"# {title}", settings, headline, "## Runs", runs_table, "## Figures", links]
+    return "\n\n".join([*sections, environment_line(results)]) + "\n"
 
 
 def environment_line(results) -> str:

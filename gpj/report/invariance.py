@@ -5,8 +5,7 @@ import numpy as np
 
 from gpj.report.common import (
     curves_figure,
-    environment_line,
-    figure_links,
+    document,
     markdown_table,
     pct,
     save_figure,
@@ -58,17 +57,14 @@ def markdown(results: dict, figures) -> str:
         for r in results["runs"]
     ]
     header = ["variant", "seed", *(t for _, t in COLUMNS), "train (incl. compile)", "eval"]
-    sections = [
-        "# Translation invariance: baseline, AugShift, BlurPool",
+    return document(
+        "Translation invariance: baseline, AugShift, BlurPool",
         settings,
         table(results),
-        "## Runs",
         markdown_table(header, runs),
-        "## Figures",
-        figure_links(figures),
-        environment_line(results),
-    ]
-    return "\n\n".join(sections) + "\n"
+        figures,
+        results,
+    )
 
 
 def figures(results, workdir) -> list:

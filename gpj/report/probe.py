@@ -5,8 +5,7 @@ import numpy as np
 
 from gpj.report.common import (
     curves_figure,
-    environment_line,
-    figure_links,
+    document,
     markdown_table,
     pct,
     save_figure,
@@ -55,17 +54,14 @@ def markdown(results: dict, figures) -> str:
         for r in results["runs"]
     ]
     header = ["run", "seed", "accuracy %", "steps", "train (incl. compile)", "eval"]
-    sections = [
-        "# Position probe: GAPNet vs PermuteNet",
+    return document(
+        "Position probe: GAPNet vs PermuteNet",
         settings,
         table(results),
-        "## Runs",
         markdown_table(header, runs),
-        "## Figures",
-        figure_links(figures),
-        environment_line(results),
-    ]
-    return "\n\n".join(sections) + "\n"
+        figures,
+        results,
+    )
 
 
 def figures(results, workdir) -> list:
