@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from gpj.data import canvas
+
 SHIFT_MODES = ("canvas", "crop")
 # gpj's padding names → `jnp.pad` modes.
 _PAD_MODES = {"zero": "constant", "reflect": "reflect"}
@@ -56,10 +58,7 @@ def place(
     _, h, w, c = images.shape
     offsets = offsets.astype(jnp.int32)
     if mode == "canvas":
-        canvas = jnp.zeros((h + 2 * max_shift, w + 2 * max_shift, c), images.dtype)
-        return jax.vmap(lambda im, o: lax.dynamic_update_slice(canvas, im, (o[0], o[1], 0)))(
-            images, offsets
-        )
+        return canvas.paste_at(images, offsets, (h + 2 * max_shift, w + 2 * max_shift))
     pad = ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0))
     padded = jnp.pad(images, pad, mode=_PAD_MODES[pad_mode])
     # A window starting further down shows content further up, hence 2m − offset.
