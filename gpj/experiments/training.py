@@ -124,7 +124,8 @@ def train_seed(config, kind: RunKind, *, dataset, seed, input_shape, mesh, workd
             "num_steps": kind.num_steps,
             "batch_size": config.train.batch_size,
             "model": config.model.to_dict(),
-            "data": config.data.to_dict(),
+            # Where the data lives does not change the run; what it is does.
+            "data": {k: v for k, v in config.data.to_dict().items() if k != "data_dir"},
             "optim": config.optim.to_dict(),
         },
         desc=f"{kind.name} seed {seed}",
