@@ -21,7 +21,7 @@ def setup():
     rng = np.random.default_rng(0)
     images = rng.normal(size=(NUM_IMAGES, SIZE, SIZE, 1)).astype(np.float32)
     x = np.zeros((1, GRID * SIZE, GRID * SIZE, 1), np.float32)
-    variables = model.init(jax.random.PRNGKey(0), x, train=False)
+    variables = jax.jit(model.init, static_argnames="train")(jax.random.PRNGKey(0), x, train=False)
     stats = jax.tree_util.tree_map_with_path(
         lambda path, v: (
             rng.uniform(0.5, 1.5, v.shape) if path[-1].key == "var" else rng.normal(0, 0.2, v.shape)
@@ -33,6 +33,7 @@ def setup():
 
 def reference(model, variables, images, grid_size, outputs):
     """The official code's way: one image (and its flip) through the model at a time."""
+    apply = jax.jit(model.apply, static_argnames="train")
     cells = grid_size * grid_size if grid_size else 1
     pooled = {name: [] for name in outputs}  # per output: (N, K, 2, C)
     for image in images:
@@ -44,7 +45,7 @@ def reference(model, variables, images, grid_size, outputs):
                 x[r * SIZE : (r + 1) * SIZE, c * SIZE : (c + 1) * SIZE] = image
             else:
                 x = image
-            views = [model.apply(variables, v[None], train=False)[1] for v in (x, x[:, ::-1])]
+            views = [apply(variables, v[None], train=False)[1] for v in (x, x[:, ::-1])]
             for name in outputs:
                 z = [np.asarray(out[name], np.float64)[0] for out in views]
                 per_image[name].append([v if name == "latent" else v.mean((0, 1)) for v in z])
