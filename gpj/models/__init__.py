@@ -1,6 +1,27 @@
-"""Flax linen models of gpj: ResNet/VGG backbones, padding-aware conv, BlurPool, heads."""
+"""Flax linen models of gpj: ResNet/VGG backbones, padded conv, BlurPool, heads, DeepLabv3."""
 
+from gpj.models.ablation import channel_ablation
 from gpj.models.conv import PADDINGS
-from gpj.models.registry import BLUR_FILTERS, HEADS, MODEL_NAMES, STEMS, build_model
+from gpj.models.registry import (
+    BLUR_FILTERS,
+    HEADS,
+    MODEL_NAMES,
+    OUTPUT_STRIDES,
+    RESNET_NAMES,
+    STEMS,
+    build_model,
+    build_segmentation_model,
+)
 
-__all__ = ["BLUR_FILTERS", "HEADS", "MODEL_NAMES", "PADDINGS", "STEMS", "build_model"]
+__all__ = [
+    "BLUR_FILTERS",
+    "HEADS",
+    "MODEL_NAMES",
+    "OUTPUT_STRIDES",
+    "PADDINGS",
+    "RESNET_NAMES",
+    "STEMS",
+    "build_model",
+    "build_segmentation_model",
+    "channel_ablation",
+]

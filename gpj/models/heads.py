@@ -1,4 +1,8 @@
-"""Heads on any backbone returning (features, out): the paper's GAPNet and PermuteNet, and linear."""
+"""Heads on any backbone returning (features, out): the paper's GAPNet and PermuteNet, and linear.
+
+Every head's `__call__(x, train, ablation=None)` passes `ablation` to the backbone and ablates its
+output, named "features", before the head (see `ablation.ablate`).
+"""
 
 from typing import Any
 
@@ -6,19 +10,29 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gpj.models.ablation import Ablation, ablate
 from gpj.models.conv import PaddedConv
 
 
-def _named_outputs(out: dict[str, jnp.ndarray], features: jnp.ndarray) -> dict[str, jnp.ndarray]:
-    """Backbone intermediates plus "features" and its global average pool "latent"."""
-    return {**out, "features": features, "latent": features.mean(axis=(1, 2))}
+def backbone_outputs(
+    backbone: nn.Module, x: jnp.ndarray, train: bool, ablation: Ablation
+) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    """Runs `backbone` and ablates its output "features"; call inside a compact method.
+
+    Returns:
+      The ablated features, and the backbone intermediates plus "features" and its global average
+      pool "latent".
+    """
+    features, out = backbone(x, train, ablation)
+    features = ablate(features, "features", ablation)
+    return features, {**out, "features": features, "latent": features.mean(axis=(1, 2))}
 
 
 class GAPNet(nn.Module):
     """Backbone → 3x3 conv to `num_classes` channels → global average pool → logits.
 
     Attributes:
-      backbone: module mapping `(x, train)` to `(features, out)`.
+      backbone: module mapping `(x, train, ablation)` to `(features, out)`.
       num_classes: number of logits.
       padding: padding mode of the head conv, one of `conv.PADDINGS`.
       dtype: computation dtype; logits are float32.
@@ -30,8 +44,10 @@ class GAPNet(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-        features, out = self.backbone(x, train)
+    def __call__(
+        self, x: jnp.ndarray, train: bool, ablation: Ablation = None
+    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        features, out = backbone_outputs(self.backbone, x, train, ablation)
         y = PaddedConv(
             self.num_classes,
             3,
@@ -40,7 +56,7 @@ class GAPNet(nn.Module):
             dtype=self.dtype,
             name="head_conv",
         )(features)
-        return y.astype(jnp.float32).mean(axis=(1, 2)), _named_outputs(out, features)
+        return y.astype(jnp.float32).mean(axis=(1, 2)), out
 
 
 class PermuteNet(nn.Module):
@@ -50,7 +66,7 @@ class PermuteNet(nn.Module):
     on every call, in training and evaluation alike; for 1..4 the backbone permutes instead.
 
     Attributes:
-      backbone: module mapping `(x, train)` to `(features, out)`.
+      backbone: module mapping `(x, train, ablation)` to `(features, out)`.
       num_classes: number of logits.
       shuffle_layer: 5 to permute the pooled latent here; 1..4 when the backbone permutes.
       dtype: computation dtype; logits are float32.
@@ -62,9 +78,10 @@ class PermuteNet(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-        features, out = self.backbone(x, train)
-        out = _named_outputs(out, features)
+    def __call__(
+        self, x: jnp.ndarray, train: bool, ablation: Ablation = None
+    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        _, out = backbone_outputs(self.backbone, x, train, ablation)
         latent = out["latent"]
         if self.shuffle_layer == 5:
             latent = jnp.take(
@@ -78,7 +95,7 @@ class LinearNet(nn.Module):
     """Backbone → global average pool → dense logits: the standard classifier, unpermuted.
 
     Attributes:
-      backbone: module mapping `(x, train)` to `(features, out)`.
+      backbone: module mapping `(x, train, ablation)` to `(features, out)`.
       num_classes: number of logits.
       dtype: computation dtype; logits are float32.
     """
@@ -88,8 +105,9 @@ class LinearNet(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-        features, out = self.backbone(x, train)
-        out = _named_outputs(out, features)
+    def __call__(
+        self, x: jnp.ndarray, train: bool, ablation: Ablation = None
+    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        _, out = backbone_outputs(self.backbone, x, train, ablation)
         logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(out["latent"])
         return logits.astype(jnp.float32), out

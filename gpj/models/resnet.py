@@ -8,12 +8,56 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gpj.models.ablation import Ablation, ablate
 from gpj.models.blurpool import MaxBlurPool, antialiased
 from gpj.models.conv import PaddedConv, scaled_width
 
-STEMS = ("paper", "cifar", "imagenet")
+# Total stride of each stem: 7x7/2 conv; 3x3/1 conv; 7x7/2 conv + 3x3/2 max-pool.
+STEM_STRIDES = {"paper": 2, "cifar": 1, "imagenet": 4}
+STEMS = tuple(STEM_STRIDES)
 
 ModuleDef = Any
+
+
+def stage_schedule(
+    stem: str, output_stride: int, num_stages: int = 4
+) -> list[tuple[int, int, int]]:
+    """Stride and 3x3 dilations of each stage, as torchvision's `replace_stride_with_dilation`.
+
+    Stages after the first halve the map until the total stride would exceed `output_stride`;
+    from then on a stage keeps stride 1 and doubles the dilation instead. Its first block still
+    uses the previous dilation, as in torchvision's `_make_layer`.
+
+    Args:
+      stem: one of `STEMS`.
+      output_stride: total stride of the features; 0 for the plain strides.
+      num_stages: stages of the ResNet.
+
+    Returns:
+      Per stage, `(strides, first-block dilation, later-blocks dilation)`.
+
+    Raises:
+      ValueError: `output_stride` is not a total stride this stem and stage count can reach.
+    """
+    total = STEM_STRIDES[stem]
+    reachable = [total * 2**k for k in range(num_stages)]
+    if output_stride and output_stride not in reachable:
+        raise ValueError(
+            f"output_stride={output_stride!r} is not reachable with the {stem!r} stem; "
+            f"use 0 or one of {reachable}"
+        )
+    schedule = [(1, 1, 1)]
+    dilation = 1
+    for _ in range(1, num_stages):
+        previous = dilation
+        if output_stride and total * 2 > output_stride:
+            dilation *= 2
+            strides = 1
+        else:
+            total *= 2
+            strides = 2
+        schedule.append((strides, previous, dilation))
+    return schedule
 
 
 def _add_shortcut(
@@ -34,19 +78,23 @@ def _add_shortcut(
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 conv + BN layers with a residual connection (ResNet-18/34)."""
+    """Two 3x3 conv + BN layers with a residual connection (ResNet-18/34).
+
+    Both 3x3 convs use `dilation`; the first one is strided.
+    """
 
     features: int
     conv: ModuleDef
     norm: ModuleDef
     strides: int = 1
+    dilation: int = 1
     expansion: ClassVar[int] = 1
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        y = self.conv(self.features, 3, strides=self.strides, name="conv1")(x)
-        y = nn.relu(self.norm(name="bn1")(y))
-        y = self.conv(self.features, 3, name="conv2")(y)
+        conv3x3 = functools.partial(self.conv, self.features, 3, dilation=self.dilation)
+        y = nn.relu(self.norm(name="bn1")(conv3x3(strides=self.strides, name="conv1")(x)))
+        y = conv3x3(name="conv2")(y)
         y = self.norm(name="bn2")(y)
         return _add_shortcut(x, y, self.conv, self.norm, self.strides)
 
@@ -58,13 +106,16 @@ class Bottleneck(nn.Module):
     conv: ModuleDef
     norm: ModuleDef
     strides: int = 1
+    dilation: int = 1
     expansion: ClassVar[int] = 4
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         y = nn.relu(self.norm(name="bn1")(self.conv(self.features, 1, name="conv1")(x)))
-        y = self.conv(self.features, 3, strides=self.strides, name="conv2")(y)
-        y = nn.relu(self.norm(name="bn2")(y))
+        conv3x3 = self.conv(
+            self.features, 3, strides=self.strides, dilation=self.dilation, name="conv2"
+        )
+        y = nn.relu(self.norm(name="bn2")(conv3x3(y)))
         y = self.conv(self.features * self.expansion, 1, name="conv3")(y)
         y = self.norm(name="bn3")(y)
         return _add_shortcut(x, y, self.conv, self.norm, self.strides)
@@ -72,6 +123,9 @@ class Bottleneck(nn.Module):
 
 class ResNet(nn.Module):
     """ResNet backbone returning `(features, out)`, with `out` holding "stem" and "stage1".."stage4".
+
+    `__call__(x, train, ablation=None)` applies `ablation.ablate` to each of those outputs before
+    storing it and passing it on.
 
     Attributes:
       stage_sizes: blocks per stage.
@@ -85,6 +139,8 @@ class ResNet(nn.Module):
         from the `permute` rng on every call; 5 leaves the backbone unpermuted.
       blur_filter: 0 for plain strided downsampling; 1..5 makes every strided conv and max-pool
         dense, followed by a `BlurPool` of that filter size (Zhang 2019). Params are unchanged.
+      output_stride: 0 for the plain strides; else the total stride of the features, reached by
+        dilating instead of striding the last stages (see `stage_schedule`). Params are unchanged.
       dtype: computation dtype.
     """
 
@@ -96,12 +152,16 @@ class ResNet(nn.Module):
     bn_momentum: float = 0.9
     shuffle_layer: int = 5
     blur_filter: int = 0
+    output_stride: int = 0
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    def __call__(
+        self, x: jnp.ndarray, train: bool, ablation: Ablation = None
+    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
         if self.stem not in STEMS:
             raise ValueError(f"stem={self.stem!r} is not one of {STEMS}")
+        schedule = stage_schedule(self.stem, self.output_stride, len(self.stage_sizes))
         conv = functools.partial(PaddedConv, padding=self.padding, dtype=self.dtype)
         if self.blur_filter:
             conv = antialiased(conv, self.blur_filter, dtype=self.dtype)
@@ -119,8 +179,11 @@ class ResNet(nn.Module):
         x = nn.relu(norm(name="bn1")(x))
         if self.stem == "imagenet":
             x = self._stem_max_pool(x)
+        x = ablate(x, "stem", ablation)
         out = {"stem": x}
-        for i, num_blocks in enumerate(self.stage_sizes):
+        for i, (num_blocks, (strides, first_dilation, dilation)) in enumerate(
+            zip(self.stage_sizes, schedule, strict=True)
+        ):
             if self.shuffle_layer == i + 1:
                 # One permutation for the whole batch per forward pass, like torch.randperm upstream.
                 perm = jax.random.permutation(self.make_rng("permute"), x.shape[-1])
@@ -130,9 +193,11 @@ class ResNet(nn.Module):
                     scaled_width(64 * 2**i, self.width),
                     conv=conv,
                     norm=norm,
-                    strides=2 if i > 0 and j == 0 else 1,
+                    strides=strides if j == 0 else 1,
+                    dilation=first_dilation if j == 0 else dilation,
                     name=f"layer{i + 1}_{j}",
                 )(x)
+            x = ablate(x, f"stage{i + 1}", ablation)
             out[f"stage{i + 1}"] = x
         return x, out
 

@@ -7,6 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gpj.models.ablation import Ablation, ablate
 from gpj.models.blurpool import MaxBlurPool
 from gpj.models.conv import PaddedConv, scaled_width
 
@@ -37,6 +38,9 @@ VGG16_LAYERS = (
 class VGG(nn.Module):
     """VGG-BN feature extractor returning `(features, out)`, `out["stageN"]` after the N-th max-pool.
 
+    `__call__(x, train, ablation=None)` applies `ablation.ablate` to each "stageN" output before
+    storing it and passing it on.
+
     Attributes:
       layers: conv widths and "M" max-pools, e.g. `VGG11_LAYERS`.
       width: multiplier of the conv widths.
@@ -55,13 +59,16 @@ class VGG(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    def __call__(
+        self, x: jnp.ndarray, train: bool, ablation: Ablation = None
+    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
         out = {}
         num_convs = 0
         for layer in self.layers:
             if layer == "M":
-                x = self._max_pool(x, name=f"pool{len(out) + 1}")
-                out[f"stage{len(out) + 1}"] = x
+                stage = len(out) + 1
+                x = ablate(self._max_pool(x, name=f"pool{stage}"), f"stage{stage}", ablation)
+                out[f"stage{stage}"] = x
                 continue
             num_convs += 1
             # torchvision's vgg*_bn convs keep their bias; kept so its weights import one-to-one.
