@@ -77,8 +77,8 @@ class RowReader(flax.struct.PyTreeNode):
 
     variables: dict = flax.struct.field(default_factory=dict)
 
-    def apply_fn(self, variables, x, train):
-        del variables, train
+    def apply_fn(self, variables, x, train, ablation=None):
+        del variables, train, ablation
         rows = jnp.argmax(jnp.max(x[..., 0], axis=2), axis=1)
         return jax.nn.one_hot(rows, x.shape[1]), {}
 

@@ -1,6 +1,6 @@
 """One training engine for every gpj experiment."""
 
-from gpj.engine.loop import fit
+from gpj.engine.loop import fit, restore
 from gpj.engine.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from gpj.engine.parallel import check_batch_size, make_mesh, replicated, shard_batch
 from gpj.engine.state import TrainState, create_state
@@ -19,5 +19,6 @@ __all__ = [
     "make_mesh",
     "make_optimizer",
     "replicated",
+    "restore",
     "shard_batch",
 ]

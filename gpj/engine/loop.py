@@ -94,6 +94,22 @@ def fit(
     return state, history
 
 
+def restore(state, run_dir: str):
+    """`state` with the latest checkpoint of an earlier run in `run_dir` (read only).
+
+    Raises:
+      CheckpointError: `run_dir` holds no checkpoint, or one that does not fit `state`.
+    """
+    directory = os.path.abspath(os.path.join(run_dir, "checkpoints"))
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"{run_dir} holds no checkpoints/ folder of a trained run")
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False)
+    with ocp.CheckpointManager(directory, options=options) as manager:
+        if manager.latest_step() is None:
+            raise CheckpointError(f"{directory} holds no finished checkpoint")
+        return _restore_latest(manager, state)
+
+
 def _summarise(pending, step, manager) -> dict:
     """Means of the metrics since the last record; stops the run on a non-finite loss."""
     values = jax.device_get(pending)

@@ -2,8 +2,10 @@
 
 An objective is `objective(params, state, batch, rng) -> (loss, (metrics, batch_stats))`:
 the loss to minimise, scalar metrics to log, and the updated BatchNorm statistics.
-An eval function is `eval_fn(state, batch, rng) -> dict of arrays` whose entries are
-sums over the batch (masked padding contributes nothing); `evaluate` adds them up.
+An eval function is `eval_fn(state, batch, rng, ablation) -> dict of arrays` whose entries
+are sums over the batch (masked padding contributes nothing); `evaluate` adds them up.
+`ablation` (None, or channel masks for `models.ablate`) is passed on to the model, so one
+compiled step evaluates the model with any set of channels ablated.
 """
 
 import functools
@@ -34,15 +36,15 @@ def compile_train_step(objective, mesh):
 def compile_eval_step(eval_fn, mesh):
     return jax.jit(
         eval_fn,
-        in_shardings=(replicated(mesh), batch_sharding(mesh), replicated(mesh)),
+        in_shardings=(replicated(mesh), batch_sharding(mesh), replicated(mesh), replicated(mesh)),
         out_shardings=replicated(mesh),
     )
 
 
-def evaluate(state, eval_step, batches, mesh, rng) -> dict:
+def evaluate(state, eval_step, batches, mesh, rng, ablation=None) -> dict:
     """Sums `eval_step` over host batches; batch i uses `fold_in(rng, i)`."""
     totals = None
     for i, batch in enumerate(batches):
-        sums = eval_step(state, shard_batch(batch, mesh), jax.random.fold_in(rng, i))
+        sums = eval_step(state, shard_batch(batch, mesh), jax.random.fold_in(rng, i), ablation)
         totals = sums if totals is None else jax.tree.map(jax.numpy.add, totals, sums)
     return jax.device_get(totals)

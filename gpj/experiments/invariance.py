@@ -91,7 +91,7 @@ class ShiftConfig:
         return (self.max_shift, self.mode, self.pad_mode)
 
 
-def shift_eval(state, batch, rng, *, shift_cfg, grid):
+def shift_eval(state, batch, rng, ablation=None, *, shift_cfg, grid):
     """Sums over the batch: centred and per-offset correct counts, agreeing consistency pairs."""
     del rng
     images, labels, mask = batch["image"], batch["label"], batch["mask"]
@@ -99,7 +99,10 @@ def shift_eval(state, batch, rng, *, shift_cfg, grid):
 
     def predict(offsets):
         logits, _ = state.apply_fn(
-            state.variables, shift.place(images, offsets, *shift_cfg.args), train=False
+            state.variables,
+            shift.place(images, offsets, *shift_cfg.args),
+            train=False,
+            ablation=ablation,
         )
         return jnp.argmax(logits, -1)
 
@@ -118,11 +121,11 @@ def shift_eval(state, batch, rng, *, shift_cfg, grid):
     }
 
 
-def latents_at(state, batch, rng, *, shift_cfg):
+def latents_at(state, batch, rng, ablation=None, *, shift_cfg):
     """GAP latents of the batch's images placed at the batch's `offsets`."""
     del rng
     x = shift.place(batch["image"], batch["offsets"], *shift_cfg.args)
-    _, out = state.apply_fn(state.variables, x, train=False)
+    _, out = state.apply_fn(state.variables, x, train=False, ablation=ablation)
     return {"latent": out["latent"], "mask": batch["mask"]}
 
 
@@ -297,7 +300,7 @@ def _latents(config, kind, state, images, offsets, mesh) -> np.ndarray:
     chunks = []
     for batch in training.test_batches(config, {"image": images, "offsets": offsets}):
         out = jax.device_get(
-            kind.latent_step(state, engine.shard_batch(batch, mesh), jax.random.PRNGKey(0))
+            kind.latent_step(state, engine.shard_batch(batch, mesh), jax.random.PRNGKey(0), None)
         )
         chunks.append(np.asarray(out["latent"])[np.asarray(out["mask"])])  # the global batch
     return np.concatenate(chunks)
