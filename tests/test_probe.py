@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from gpj.errors import ConfigError
@@ -59,6 +60,12 @@ def test_tiny_probe_writes_results_report_figures_checkpoints(tiny_run):
     assert "| model | location (chance 11.1) | object (chance 10.0) |" in report
     for figure in ("per_cell_accuracy.png", "training_curves.png"):
         assert (workdir / figure).stat().st_size > 1000 and f"]({figure})" in report
+    for r in results["runs"]:  # GAPNets get their channels scored; PermuteNets do not
+        assert ("scores" in r) == (r["head"] == "gapnet")
+        if r["head"] == "gapnet":
+            assert r["num_scored_images"] == n_test
+            assert np.asarray(r["scores"]["cell_mean"]).shape[:2] == (3, 3)
+    assert "## Channel position scores" in report and "](tuning_maps.png)" in report
     gapnet_location = [
         r for r in results["runs"] if (r["head"], r["task"]) == ("gapnet", "location")
     ]

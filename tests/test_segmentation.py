@@ -72,6 +72,21 @@ def test_single_digit_is_copied_exactly_and_labelled_above_the_threshold():
         np.testing.assert_array_equal(mask[row : row + H, col : col + W], expected)
 
 
+@pytest.mark.parametrize("radius", [1, 2])
+def test_label_radius_labels_the_pixels_near_the_ink(radius):
+    images, labels = _framed_digits(7)
+    canvases, masks = _canvases(images=images, labels=labels, label_radius=radius)
+    for canvas, mask in zip(canvases[:50], masks[:50], strict=True):
+        ink = np.pad(canvas[..., 0], radius, constant_values=0)
+        near = np.zeros((S, S))  # an independent max filter of side 2 * radius + 1
+        for dy in range(2 * radius + 1):
+            for dx in range(2 * radius + 1):
+                near = np.maximum(near, ink[dy : dy + S, dx : dx + S])
+        label = mask[mask > 0]
+        assert len(np.unique(label)) == 1  # one digit per canvas
+        np.testing.assert_array_equal(mask > 0, near > 0.5)
+
+
 def test_overlapping_digits_the_most_ink_wins_its_label():
     # Flat digits of distinct ink, channel 1 at half of channel 0, so the mean ink is 0.75 × it.
     count = 12

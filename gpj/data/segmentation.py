@@ -32,6 +32,7 @@ def digit_canvases(
     digits_per_canvas: int,
     left_fraction: float,
     threshold: float = 0.5,
+    label_radius: int = 0,
 ) -> tuple[jax.Array, jax.Array]:
     """Scatters random digits over zero canvases and labels every pixel; deterministic in `key`.
 
@@ -39,9 +40,11 @@ def digit_canvases(
     [0, canvas_size − h]; it goes left with probability `left_fraction`, and its top-left column
     is then uniform over the columns c whose digit centre c + w/2 lies in that half
     (< canvas_size/2 for left, ≥ for right). Digits are combined by the pixel-wise maximum of
-    their ink. At each pixel the digit with the most ink (mean over channels) wins, ties going to
-    the digit drawn first; the pixel's label is that digit's class + 1 if its ink exceeds
-    `threshold`, else 0.
+    their ink. For the labels only, each digit's ink (mean over channels) is first dilated by a
+    max filter of side 2 * label_radius + 1, so that a digit labels its strokes and their
+    surroundings (a blob, as objects are at the scale of a segmentation network's output stride).
+    At each pixel the digit with the most (dilated) ink wins, ties going to the digit drawn first;
+    the pixel's label is that digit's class + 1 if its ink exceeds `threshold`, else 0.
 
     Args:
       key: a `jax.random` key.
@@ -52,6 +55,7 @@ def digit_canvases(
       digits_per_canvas: digits on each canvas; static.
       left_fraction: probability that a digit lies in the left half, in [0, 1].
       threshold: ink above which a pixel belongs to its digit.
+      label_radius: dilation of each digit's ink for its label mask, in pixels; static.
 
     Returns:
       (N, S, S, C) float32 canvases in [0, 1] and (N, S, S) int32 masks in [0, max label + 1].
@@ -70,6 +74,8 @@ def digit_canvases(
         raise ValueError(f"digits_per_canvas must be at least 1, got {digits_per_canvas}")
     if not 0 <= left_fraction <= 1:
         raise ValueError(f"left_fraction must lie in [0, 1], got {left_fraction}")
+    if label_radius < 0:
+        raise ValueError(f"label_radius must be at least 0, got {label_radius}")
     if left_fraction > 0 and canvas_size == w:
         raise ValueError(
             f"canvas_size must exceed the digit width {w} when left_fraction > 0 (no column puts "
@@ -84,12 +90,24 @@ def digit_canvases(
         num_canvases=num_canvases,
         canvas_size=canvas_size,
         digits_per_canvas=digits_per_canvas,
+        label_radius=label_radius,
     )
 
 
-@functools.partial(jax.jit, static_argnames=("num_canvases", "canvas_size", "digits_per_canvas"))
+@functools.partial(
+    jax.jit, static_argnames=("num_canvases", "canvas_size", "digits_per_canvas", "label_radius")
+)
 def _digit_canvases(
-    key, images, labels, left_fraction, threshold, *, num_canvases, canvas_size, digits_per_canvas
+    key,
+    images,
+    labels,
+    left_fraction,
+    threshold,
+    *,
+    num_canvases,
+    canvas_size,
+    digits_per_canvas,
+    label_radius,
 ):
     """`digit_canvases` after the argument checks; see there."""
     _, h, w, _ = images.shape
@@ -108,7 +126,10 @@ def _digit_canvases(
     def compose(drawn):
         index, corners = drawn  # (D,), (D, 2) of one canvas
         layers = canvas.paste_at(images[index], corners, (canvas_size, canvas_size))
-        ink = layers.mean(axis=-1)
+        side = 2 * label_radius + 1
+        ink = jax.lax.reduce_window(
+            layers.mean(axis=-1), -jnp.inf, jax.lax.max, (1, side, side), (1, 1, 1), "SAME"
+        )
         winner = jnp.argmax(ink, axis=0)  # the first of equal maxima
         mask = jnp.where(ink.max(axis=0) > threshold, labels[index][winner] + 1, 0)
         return layers.max(axis=0), mask.astype(jnp.int32)
@@ -126,6 +147,7 @@ def make_splits(
     digits_per_canvas: int,
     left_fraction: float,
     threshold: float = 0.5,
+    label_radius: int = 0,
 ) -> dict[str, np.ndarray]:
     """Train and test segmentation canvases, each from its own split's digits only.
 
@@ -142,6 +164,7 @@ def make_splits(
       digits_per_canvas: digits on each canvas.
       left_fraction: probability that a digit lies in the left half, in [0, 1].
       threshold: ink above which a pixel belongs to its digit.
+      label_radius: dilation of each digit's ink for its label mask, in pixels.
 
     Returns:
       {"train_images", "test_images"}: (N, S, S, C) float32 normalised canvases, and
@@ -171,6 +194,7 @@ def make_splits(
             digits_per_canvas=digits_per_canvas,
             left_fraction=left_fraction,
             threshold=threshold,
+            label_radius=label_radius,
         )
         splits[f"{split}_images"] = (np.asarray(canvases) - dataset.mean) / dataset.std
         splits[f"{split}_masks"] = np.asarray(masks)

@@ -103,7 +103,7 @@ def restore(state, run_dir: str):
     directory = os.path.abspath(os.path.join(run_dir, "checkpoints"))
     if not os.path.isdir(directory):
         raise CheckpointError(f"{run_dir} holds no checkpoints/ folder of a trained run")
-    options = ocp.CheckpointManagerOptions(read_only=True, create=False)
+    options = ocp.CheckpointManagerOptions(create=False)  # nothing is saved through it
     with ocp.CheckpointManager(directory, options=options) as manager:
         if manager.latest_step() is None:
             raise CheckpointError(f"{directory} holds no finished checkpoint")

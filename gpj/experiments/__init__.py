@@ -1,5 +1,5 @@
 """Experiments by name: each `run(config, workdir) -> results dict`."""
 
-from gpj.experiments import invariance, probe
+from gpj.experiments import attack, invariance, probe
 
-EXPERIMENTS = {"probe": probe.run, "invariance": invariance.run}
+EXPERIMENTS = {"probe": probe.run, "invariance": invariance.run, "attack": attack.run}

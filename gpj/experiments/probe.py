@@ -4,7 +4,8 @@ Each image is pasted into one cell of a G x G zero canvas. The *location* task
 predicts the cell, the *object* task the image's class. GAPNet keeps channel
 order after global pooling; PermuteNet shuffles it at every forward pass, so a
 location read-out that needs channel order collapses. Every test image is
-evaluated at every cell, exactly.
+evaluated at every cell, exactly, and every trained GAPNet's channels are scored
+for position (`analysis.scores`) over the test images at every cell.
 """
 
 import dataclasses
@@ -43,14 +44,16 @@ def canvas_objective(params, state, batch, rng, *, grid_size: int, task: str):
     return loss, ({"accuracy": accuracy}, updates["batch_stats"])
 
 
-def every_cell_eval(state, batch, rng, *, grid_size: int, task: str):
+def every_cell_eval(state, batch, rng, ablation=None, *, grid_size: int, task: str):
     """Correct predictions per cell with every image of the batch at every cell."""
     canvases = canvas.paste_every_cell(batch["image"], grid_size)
     cells = jnp.arange(grid_size * grid_size)
 
     def one_cell(args):
         cell, x, key = args
-        logits, _ = state.apply_fn(state.variables, x, train=False, rngs={"permute": key})
+        logits, _ = state.apply_fn(
+            state.variables, x, train=False, rngs={"permute": key}, ablation=ablation
+        )
         labels = jnp.full_like(batch["label"], cell) if task == "location" else batch["label"]
         return jnp.sum((jnp.argmax(logits, -1) == labels) & batch["mask"])
 
@@ -206,6 +209,12 @@ def _train_and_evaluate(config, kind: ProbeKind, dataset, seed, mesh, canvas_sha
     )
     grid = config.data.grid_size
     per_cell = np.asarray(sums["correct_per_cell"]) / float(sums["count"])
+    eval_time = time.time() - started
+    scored = {}
+    if kind.head == "gapnet":  # PermuteNet's channel order is random at every pass
+        scored = training.scores_json(
+            training.channel_scores(state, config, mesh, dataset.test_images, grid_size=grid)
+        )
     return {
         "head": kind.head,
         "task": kind.task,
@@ -219,5 +228,6 @@ def _train_and_evaluate(config, kind: ProbeKind, dataset, seed, mesh, canvas_sha
         "steps": kind.num_steps,
         "history": history,
         "train_time_s": train_time,
-        "eval_time_s": time.time() - started,
+        "eval_time_s": eval_time,
+        **scored,
     }

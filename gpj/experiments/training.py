@@ -7,9 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gpj import engine, models
+from gpj.analysis import scores
 from gpj.data import batches, sources
 from gpj.provenance import environment
 from gpj.validation import check_choice, check_positive, check_range
@@ -178,3 +180,30 @@ def test_batches(config, arrays: dict):
     return batches.eval_batches(
         arrays, config.eval.batch_size, jax.process_index(), jax.process_count()
     )
+
+
+def channel_scores(state, config, mesh, images, *, grid_size: int) -> dict:
+    """Position scores of the backbone output's channels over `images`, each read once."""
+    _, out = jax.eval_shape(
+        lambda v, x: state.apply_fn(v, x, train=False, rngs={"permute": jax.random.PRNGKey(0)}),
+        state.variables,
+        jax.ShapeDtypeStruct((1, *images.shape[1:]), jnp.float32),
+    )
+    sweep = scores.compile_sweep(state.apply_fn, mesh, grid_size=grid_size)
+    return scores.position_scores(
+        sweep,
+        state.variables,
+        test_batches(config, {"image": images}),
+        mesh,
+        channels={"latent": out["latent"].shape[-1]},
+        grid_size=grid_size,
+        num_batches=-(-len(images) // config.eval.batch_size),
+    )["latent"]
+
+
+def scores_json(channel_scores: dict) -> dict:
+    """The scores as results.json fields."""
+    return {
+        "scores": {k: np.asarray(v).tolist() for k, v in channel_scores.items() if k != "count"},
+        "num_scored_images": channel_scores["count"],
+    }

@@ -2,10 +2,10 @@
 
 import os
 
-from gpj.report import invariance, probe
+from gpj.report import attack, invariance, probe
 from gpj.report.common import write_json
 
-RENDERERS = {"probe": probe, "invariance": invariance}
+RENDERERS = {"probe": probe, "invariance": invariance, "attack": attack}
 
 
 def table(results: dict) -> str:

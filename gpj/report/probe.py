@@ -11,6 +11,7 @@ from gpj.report.common import (
     save_figure,
     seeds_note,
 )
+from gpj.report.scores import score_table, tuning_maps_figure
 
 HEAD_NAMES = {"gapnet": "GAPNet", "permutenet": "PermuteNet"}
 
@@ -57,20 +58,49 @@ def markdown(results: dict, figures) -> str:
     return document(
         "Position probe: GAPNet vs PermuteNet",
         settings,
-        table(results),
+        table(results) + _scores_section(results),
         markdown_table(header, runs),
         figures,
         results,
     )
 
 
+def _scored(results) -> dict:
+    """The first seed's channel scores of every scored (GAPNet) run kind."""
+    scored = {}
+    for r in results["runs"]:
+        if "scores" in r:
+            scored.setdefault(
+                f"{HEAD_NAMES[r['head']]} {r['task']} (seed {r['seed']})", r["scores"]
+            )
+    return scored
+
+
+def _scores_section(results) -> str:
+    scored = _scored(results)
+    if not scored:
+        return ""
+    parts = ["## Channel position scores"]
+    for label, scores in scored.items():
+        eta2 = np.asarray(scores["eta2"])
+        parts.append(
+            f"{label}: {int((eta2 > 0.5).sum())} of {len(eta2)} GAP channels have η² > 0.5 "
+            f"(more than half their variance explained by the cell); top channels by "
+            f"flip_abs:\n\n{score_table(scores)}"
+        )
+    return "\n\n" + "\n\n".join(parts)
+
+
 def figures(results, workdir) -> list:
-    return [
+    names = [
         _per_cell_figure(results, workdir),
         curves_figure(
             results, workdir, lambda r: f"{HEAD_NAMES[r['head']]} {r['task']} s{r['seed']}"
         ),
     ]
+    if _scored(results):
+        names.append(tuning_maps_figure(_scored(results), workdir, "tuning_maps.png"))
+    return names
 
 
 def _per_cell_figure(results, workdir) -> str:

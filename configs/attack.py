@@ -1,0 +1,85 @@
+"""Position-channel attack: rank channels by flip scores, ablate the top N beside N random ones.
+
+  python -m gpj.main --config=configs/attack.py              # embedded digits, ~6 min on 2 CPU cores
+  python -m gpj.main --config=configs/attack.py:tiny         # smoke test, ~1 min
+
+A DeepLabv3-style model (dilated ResNet, ASPP) learns to segment digits scattered over a canvas
+(more of them on the left: `segmentation.left_fraction`); GAPNets learn the probe's location and
+object tasks. Both are attacked at the backbone output. Reuse trained models with
+`--config.segmentation.init_workdir=DIR` (an earlier attack workdir) and
+`--config.classifier.probe_workdir=DIR` (a finished probe workdir).
+"""
+
+import importlib.util
+import os
+
+import ml_collections
+
+from gpj import config_sections as sections
+from gpj.presets import apply_presets
+
+
+def _probe_config(arg):
+    """The probe experiment's config (configs/probe.py), for the GAPNets trained here."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
+    spec = importlib.util.spec_from_file_location("gpj_probe_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def get_config(arg=None):
+    c = ml_collections.ConfigDict()
+    c.experiment = "attack"
+    c.seed = 0
+    c.num_seeds = 1
+
+    c.data = sections.data()  # the digits scattered over the segmentation canvases
+
+    c.segmentation = ml_collections.ConfigDict()
+    c.segmentation.enabled = True
+    c.segmentation.canvas_size = 48
+    c.segmentation.digits_per_canvas = 3
+    c.segmentation.left_fraction = 0.75  # share of digits centred in the left half
+    c.segmentation.label_radius = 3  # a digit labels the pixels within this radius of its ink
+    c.segmentation.num_train = 2400
+    c.segmentation.num_test = 480
+    c.segmentation.data_seed = 0
+    c.segmentation.init_workdir = ""  # load the trained model from here instead of training
+
+    c.model = sections.model()
+    c.model.output_stride = 8  # 8 | 16: later ResNet stages dilated instead of strided
+    c.model.aspp_rates = (1, 2, 3)  # (12, 24, 36) at output stride 8 on full-size images
+    c.model.aspp_features = 256  # scaled by model.width
+    c.model.dropout_rate = 0.1
+
+    c.optim = sections.optim(learning_rate=3e-3, schedule="cosine")
+    c.train = sections.train(num_epochs=20)
+
+    c.classifier = ml_collections.ConfigDict()
+    c.classifier.tasks = ("location", "object")  # GAPNets to attack; () for none
+    c.classifier.probe_workdir = ""  # a finished probe workdir; empty: train them here
+    c.classifier.probe = _probe_config(None)  # how they are trained when trained here
+    c.classifier.probe.num_seeds = 1
+
+    c.attack = ml_collections.ConfigDict()
+    c.attack.num_channels = (1, 2, 4, 8, 16, 32, 64)  # N: top-N vs N random channels
+    c.attack.num_random = 5  # random channel sets per N
+    c.attack.fill = "zero"  # zero | mean (the channel's mean over the scored images)
+    c.attack.example_channels = 32  # N of the example segmentation figure
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.batch_size = 120
+
+    return apply_presets(c, arg, PRESETS)
+
+
+def _tiny(c):
+    sections.use_tiny(c)
+    c.segmentation.update(canvas_size=24, num_train=256, num_test=64)
+    c.classifier.probe = _probe_config("tiny")
+    c.attack.update(num_channels=(1, 4, 16), num_random=2, example_channels=4)
+    c.eval.batch_size = 64
+
+
+PRESETS = {"tiny": _tiny}

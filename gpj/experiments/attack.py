@@ -1,0 +1,419 @@
+"""Position-channel attacks (paper, Sec. 5): rank channels by flip scores, ablate them, measure.
+
+Segmentation: a DeepLabv3-style model is trained on canvases of scattered digits (or loaded from
+an earlier workdir); the channels of its backbone output are ranked by `flip_abs` (overall) and
+by `flip_signed` (descending: "left", ascending: "right"); mIoU overall and in the left, right
+and center columns is measured with the top-N channels ablated, beside N random channels.
+Classification: GAPNets from a probe workdir (or a probe run inside this workdir) get the same
+treatment, measuring location and object accuracy with every test image at every cell.
+Channels are ranked on the test images, like the official code (the scores use no labels).
+"""
+
+import dataclasses
+import functools
+import json
+import os
+import time
+import types
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from gpj import engine, models, report
+from gpj.analysis import attack
+from gpj.analysis import segmentation_metrics as seg_metrics
+from gpj.data import segmentation
+from gpj.errors import ConfigError
+from gpj.experiments import probe, training
+from gpj.validation import check_choice, check_positive, check_range
+
+FILLS = ("zero", "mean")
+RANKINGS = ("overall", "left", "right")
+
+
+def segmentation_objective(params, state, batch, rng):
+    """Per-pixel cross-entropy over the labelled pixels (the ignore label does not count)."""
+    (logits, _), updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats},
+        batch["image"],
+        train=True,
+        rngs={"dropout": rng},
+        mutable=["batch_stats"],
+    )
+    labels = batch["label"]
+    valid = labels != segmentation.IGNORE_LABEL
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.where(valid, labels, 0))
+    count = jnp.maximum(valid.sum(), 1)
+    accuracy = jnp.sum((jnp.argmax(logits, -1) == labels) & valid) / count
+    return jnp.sum(ce * valid) / count, ({"accuracy": accuracy}, updates["batch_stats"])
+
+
+def region_eval(state, batch, rng, ablation=None, *, num_classes: int):
+    """Confusion matrices of the whole image and its left, right and center columns."""
+    del rng
+    logits, _ = state.apply_fn(state.variables, batch["image"], train=False, ablation=ablation)
+    confusion = seg_metrics.region_confusions(
+        batch["label"], jnp.argmax(logits, -1), num_classes, valid=batch["mask"]
+    )
+    return {"confusion": confusion}
+
+
+def validate(config) -> None:
+    """Cheap checks of every field, before any data is read or compiled."""
+    training.validate_common(config)
+    check_choice(config, "model.name", models.RESNET_NAMES)
+    check_choice(config, "model.output_stride", models.OUTPUT_STRIDES)
+    for path in ("model.aspp_features", "segmentation.canvas_size", "segmentation.num_train"):
+        check_positive(config, path)
+    for path in ("segmentation.num_test", "segmentation.digits_per_canvas", "attack.num_random"):
+        check_positive(config, path)
+    check_range(config, "segmentation.left_fraction", 0.0, 1.0)
+    check_range(config, "model.dropout_rate", 0.0, 0.99)
+    check_choice(config, "attack.fill", FILLS)
+    rates = tuple(config.model.aspp_rates)
+    if not rates or any(not isinstance(r, int) or r < 1 for r in rates):
+        raise ConfigError(f"model.aspp_rates={rates!r} must be positive integers, e.g. (1, 2, 3)")
+    sizes = tuple(config.attack.num_channels)
+    if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes):
+        raise ConfigError(
+            f"attack.num_channels={sizes!r} must be positive integers, e.g. (1, 4, 16)"
+        )
+    for task in config.classifier.tasks:
+        if task not in probe.TASKS:
+            raise ConfigError(
+                f"classifier.tasks entry {task!r} is not valid; choose from {probe.TASKS}"
+            )
+    if not config.segmentation.enabled and not config.classifier.tasks:
+        raise ConfigError(
+            "nothing to attack: segmentation.enabled is False and classifier.tasks is empty"
+        )
+    if config.classifier.probe_workdir and config.classifier.tasks:
+        _probe_results(config.classifier.probe_workdir)
+    if config.segmentation.enabled and config.segmentation.init_workdir:
+        for seed in training.seeds(config):
+            run_dir = _init_run_dir(config.segmentation.init_workdir, seed)
+            if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+                raise ConfigError(
+                    f"segmentation.init_workdir={config.segmentation.init_workdir!r} has no "
+                    f"trained run of seed {seed} (no {run_dir}/checkpoints); give an earlier "
+                    "attack workdir or a run folder holding checkpoints/"
+                )
+
+
+def run(config, workdir: str) -> dict:
+    """Attacks the segmentation model and the GAPNet classifiers; writes results and report."""
+    mesh, dataset = training.start(config, validate)
+    started = time.time()
+    runs = []
+    if config.segmentation.enabled:
+        runs += _segmentation_runs(config, dataset, mesh, workdir)
+    if config.classifier.tasks:
+        runs += _classifier_runs(config, mesh, workdir)
+    results = training.results(
+        config,
+        "attack",
+        runs=runs,
+        summary=summarise(runs),
+        started=started,
+        dataset=training.dataset_summary(dataset),
+    )
+    if jax.process_index() == 0:
+        report.write(results, workdir)
+    return results
+
+
+# --- segmentation ---------------------------------------------------------------------------
+
+
+def _segmentation_runs(config, dataset, mesh, workdir) -> list:
+    s, m = config.segmentation, config.model
+    try:
+        splits = segmentation.make_splits(
+            dataset,
+            seed=s.data_seed,
+            num_train=s.num_train,
+            num_test=s.num_test,
+            canvas_size=s.canvas_size,
+            digits_per_canvas=s.digits_per_canvas,
+            left_fraction=s.left_fraction,
+            label_radius=s.label_radius,
+        )
+    except ValueError as e:
+        raise ConfigError(f"segmentation: {e}") from e
+    data = types.SimpleNamespace(
+        train_images=splits["train_images"], train_labels=splits["train_masks"]
+    )
+    model = models.build_segmentation_model(
+        m.name,
+        num_classes=segmentation.NUM_CLASSES,
+        width=m.width,
+        stem=m.stem,
+        padding=m.padding,
+        output_stride=m.output_stride,
+        aspp_rates=tuple(m.aspp_rates),
+        aspp_features=m.aspp_features,
+        bn_momentum=m.bn_momentum,
+        dropout_rate=m.dropout_rate,
+    )
+    num_steps = training.num_train_steps(config, data)
+    kind = training.RunKind(
+        name="segmentation",
+        model=model,
+        tx=engine.make_optimizer(config.optim, num_steps),
+        num_steps=num_steps,
+        train_step=engine.compile_train_step(segmentation_objective, mesh),
+        eval_step=engine.compile_eval_step(
+            functools.partial(region_eval, num_classes=segmentation.NUM_CLASSES), mesh
+        ),
+    )
+    input_shape = (1, *splits["train_images"].shape[1:])
+    runs = []
+    for seed in training.seeds(config):
+        if s.init_workdir:
+            run_dir = _init_run_dir(s.init_workdir, seed)
+            state = engine.create_state(kind.model, kind.tx, input_shape, seed, mesh)
+            state, history, train_time = engine.restore(state, run_dir), [], 0.0
+        else:
+            state, history, train_time, run_dir = training.train_seed(
+                config,
+                kind,
+                dataset=data,
+                seed=seed,
+                input_shape=input_shape,
+                mesh=mesh,
+                workdir=workdir,
+                fingerprint={"segmentation": _data_fingerprint(s)},
+            )
+        target = SegmentationTarget(kind, state, splits, config, mesh)
+        runs.append(
+            {
+                "model": "segmentation",
+                "seed": seed,
+                "run_dir": os.path.abspath(run_dir),
+                "steps": kind.num_steps,
+                "history": history,
+                "train_time_s": train_time,
+                **_attack(config, target, seed, regional=True),
+            }
+        )
+    return runs
+
+
+def _data_fingerprint(s) -> dict:
+    return {k: v for k, v in s.to_dict().items() if k not in ("init_workdir", "enabled")}
+
+
+def _init_run_dir(path: str, seed: int) -> str:
+    """A run folder holding `checkpoints/`, or an earlier attack workdir's run of this seed."""
+    path = os.path.expanduser(path)
+    if os.path.isdir(os.path.join(path, "checkpoints")):
+        return path
+    return os.path.join(path, "segmentation", f"seed{seed}")
+
+
+@dataclasses.dataclass
+class SegmentationTarget:
+    """A trained segmentation model with its data: what the attack needs to know."""
+
+    kind: training.RunKind
+    state: engine.TrainState
+    splits: dict
+    config: ml_collections.ConfigDict
+    mesh: object
+
+    def sweep(self) -> dict:
+        return training.channel_scores(
+            self.state, self.config, self.mesh, self.splits["test_images"], grid_size=0
+        )
+
+    def evaluate(self, ablation) -> dict:
+        test = {"image": self.splits["test_images"], "label": self.splits["test_masks"]}
+        sums = engine.evaluate(
+            self.state,
+            self.kind.eval_step,
+            training.test_batches(self.config, test),
+            self.mesh,
+            jax.random.PRNGKey(0),
+            ablation,
+        )
+        regions = seg_metrics.region_scores(np.asarray(sums["confusion"], np.int64))
+        return {f"miou_{r}": regions[r]["miou"] for r in seg_metrics.REGIONS}
+
+    def example(self, ablations: dict) -> dict:
+        """Predictions for the first test canvas, clean and under each ablation."""
+        x = self.splits["test_images"][:1]
+        predict = jax.jit(lambda v, a: jnp.argmax(self.state.apply_fn(v, x, False, a)[0], -1))
+        return {
+            "image": self.splits["test_images"][0, ..., 0].round(3).tolist(),
+            "label": self.splits["test_masks"][0].tolist(),
+            "predictions": {
+                name: np.asarray(predict(self.state.variables, a))[0].tolist()
+                for name, a in ablations.items()
+            },
+        }
+
+
+# --- classification -------------------------------------------------------------------------
+
+
+def _probe_results(path: str) -> dict:
+    results_path = os.path.join(os.path.expanduser(path), "results.json")
+    try:
+        with open(results_path) as f:
+            results = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(
+            f"classifier.probe_workdir={path!r} is not a finished probe workdir: cannot read "
+            f"{results_path} ({e})"
+        ) from e
+    if results.get("experiment") != "probe":
+        raise ConfigError(
+            f"classifier.probe_workdir={path!r} holds a {results.get('experiment')!r} run, "
+            "not a probe run"
+        )
+    return results
+
+
+def _classifier_runs(config, mesh, workdir) -> list:
+    probe_dir = os.path.expanduser(config.classifier.probe_workdir)
+    if not probe_dir:
+        probe_dir = os.path.join(workdir, "probe")
+        probe_config = config.classifier.probe.copy_and_resolve_references()
+        probe_config.runs = tuple(f"gapnet:{t}" for t in config.classifier.tasks)
+        probe.run(probe_config, probe_dir)
+    results = _probe_results(probe_dir)
+    probe_config = ml_collections.ConfigDict(results["config"])
+    dataset = training.load_data(probe_config)
+    grid = probe_config.data.grid_size
+    _, h, w, c = dataset.train_images.shape
+    runs = []
+    for r in results["runs"]:
+        if r["head"] != "gapnet" or r["task"] not in config.classifier.tasks:
+            continue
+        kind = probe.ProbeKind.build(probe_config, f"gapnet:{r['task']}", dataset, mesh)
+        state = engine.create_state(
+            kind.model, kind.tx, (1, grid * h, grid * w, c), r["seed"], mesh
+        )
+        run_dir = os.path.join(probe_dir, r["run_dir"])
+        state = engine.restore(state, run_dir)
+        target = ClassifierTarget(kind, state, dataset, probe_config, mesh)
+        runs.append(
+            {
+                "model": f"gapnet-{r['task']}",
+                "seed": r["seed"],
+                "run_dir": os.path.abspath(run_dir),
+                **_attack(config, target, r["seed"], regional=False),
+            }
+        )
+    if not runs:
+        raise ConfigError(
+            f"the probe workdir {probe_dir} has no GAPNet run of tasks {config.classifier.tasks}"
+        )
+    return runs
+
+
+@dataclasses.dataclass
+class ClassifierTarget:
+    """A GAPNet from a probe run with its data and probe config."""
+
+    kind: probe.ProbeKind
+    state: engine.TrainState
+    dataset: object
+    config: ml_collections.ConfigDict
+    mesh: object
+
+    def sweep(self) -> dict:
+        return training.channel_scores(
+            self.state,
+            self.config,
+            self.mesh,
+            self.dataset.test_images,
+            grid_size=self.config.data.grid_size,
+        )
+
+    def evaluate(self, ablation) -> dict:
+        test = {"image": self.dataset.test_images, "label": self.dataset.test_labels}
+        sums = engine.evaluate(
+            self.state,
+            self.kind.eval_step,
+            training.test_batches(self.config, test),
+            self.mesh,
+            jax.random.PRNGKey(0),
+            ablation,
+        )
+        correct = np.asarray(sums["correct_per_cell"])
+        return {"accuracy": float(correct.sum() / (float(sums["count"]) * correct.size))}
+
+
+# --- shared -------------------------------------------------------------------------------
+
+
+def _attack(config, target, seed: int, *, regional: bool) -> dict:
+    """Scores, ranked and random attack curves and, for segmentation, the example figure data."""
+    sc = target.sweep()
+    num_channels = len(sc["flip_abs"])
+    sizes = tuple(n for n in config.attack.num_channels if n <= num_channels)
+    fill = sc["mean"] if config.attack.fill == "mean" else None
+    rankings = {"overall": sc["rank_flip_abs"]}
+    if regional:
+        rankings.update(left=sc["rank_flip_signed"], right=sc["rank_flip_signed"][::-1])
+
+    def ablation(channels):
+        return {"features": models.channel_ablation(num_channels, channels, fill)}
+
+    curves = attack.attack_curves(
+        lambda channels: target.evaluate(ablation(channels)),
+        rankings,
+        num_channels=num_channels,
+        sizes=sizes,
+        num_draws=config.attack.num_random,
+        seed=seed,
+        desc=f"attack {target.kind.name} seed {seed}",
+    )
+    result = {
+        "num_channels": num_channels,
+        "sizes": list(sizes),
+        "curves": curves,
+        **training.scores_json(sc),
+    }
+    if regional:
+        n = min(config.attack.example_channels, num_channels)
+        result["example"] = {
+            "n": n,
+            **target.example(
+                {"clean": ablation([])} | {name: ablation(rankings[name][:n]) for name in RANKINGS}
+            ),
+        }
+    return result
+
+
+def summarise(runs) -> list:
+    """Per model, curve, N and metric: mean and std over seeds (random curves: of draw means)."""
+    groups = {}
+    for r in runs:
+        groups.setdefault(r["model"], []).append(r)
+    summary = []
+    for model, rs in groups.items():
+        for curve in rs[0]["curves"]:
+            rows = [r["curves"][curve] for r in rs]
+            if curve == "clean":
+                rows = [[row] for row in rows]
+            for i, row in enumerate(rows[0]):
+                entry = {"model": model, "curve": curve, "n": row.get("n", 0), "seeds": len(rs)}
+                for key in row:
+                    if key == "n":
+                        continue
+                    values = [_value(rr[i][key]) for rr in rows]
+                    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+                    entry[key] = {"mean": float(np.mean(values)), "std": std}
+                    if curve == "random":
+                        entry[key]["draw_std"] = float(np.mean([rr[i][key]["std"] for rr in rows]))
+                summary.append(entry)
+    return summary
+
+
+def _value(v) -> float:
+    return v["mean"] if isinstance(v, dict) else v
