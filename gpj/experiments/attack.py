@@ -112,6 +112,7 @@ def run(config, workdir: str) -> dict:
         runs += _segmentation_runs(config, dataset, mesh, workdir)
     if config.classifier.tasks:
         runs += _classifier_runs(config, mesh, workdir)
+    segmentation_runs = [r for r in runs if r["model"] == "segmentation"]
     results = training.results(
         config,
         "attack",
@@ -119,6 +120,7 @@ def run(config, workdir: str) -> dict:
         summary=summarise(runs),
         started=started,
         dataset=training.dataset_summary(dataset),
+        region_effects=region_effects(segmentation_runs) if segmentation_runs else [],
     )
     if jax.process_index() == 0:
         report.write(results, workdir)
@@ -413,6 +415,54 @@ def summarise(runs) -> list:
                         entry[key]["draw_std"] = float(np.mean([rr[i][key]["std"] for rr in rows]))
                 summary.append(entry)
     return summary
+
+
+def region_effects(runs) -> list:
+    """Per N, the region-specific attack against random channels (means over seeds).
+
+    With a = Δ mIoU(left) − Δ mIoU(right) (changes from the clean model), the attack on the
+    "left" channels is side-specific when it lowers the left mIoU and its a lies more than two
+    standard deviations below the a of random channel sets of the same size (pooled over draws
+    and seeds); the "right" attack likewise above. Both must hold for `appeared`.
+    """
+    effects = []
+    for i, n in enumerate(runs[0]["sizes"]):
+
+        def delta(run, curve, region, i=i):
+            return (
+                run["curves"][curve][i][f"miou_{region}"] - run["curves"]["clean"][f"miou_{region}"]
+            )
+
+        row = {"n": n}
+        for attack_name in ("left", "right"):
+            for region in ("left", "right"):
+                row[f"{attack_name}_attack_{region}"] = float(
+                    np.mean([delta(r, attack_name, region) for r in runs])
+                )
+        random_a = []
+        for r in runs:
+            draws = r["curves"]["random"][i]
+            clean = r["curves"]["clean"]
+            for left, right in zip(
+                draws["miou_left"]["draws"], draws["miou_right"]["draws"], strict=True
+            ):
+                random_a.append(left - clean["miou_left"] - (right - clean["miou_right"]))
+        mean_a = float(np.mean(random_a))
+        std_a = float(np.std(random_a, ddof=1)) if len(random_a) > 1 else 0.0
+        left_a = row["left_attack_left"] - row["left_attack_right"]
+        right_a = row["right_attack_left"] - row["right_attack_right"]
+        row.update(
+            random_asymmetry=mean_a,
+            random_asymmetry_std=std_a,
+            appeared=bool(
+                row["left_attack_left"] < 0
+                and row["right_attack_right"] < 0
+                and left_a < mean_a - 2 * std_a
+                and right_a > mean_a + 2 * std_a
+            ),
+        )
+        effects.append(row)
+    return effects
 
 
 def _value(v) -> float:

@@ -25,7 +25,7 @@ def score_table(scores: dict, top: int = 8) -> str:
 def tuning_maps_figure(named_scores: dict, workdir: str, name: str, top: int = 8) -> str:
     """Per model (a row): the G×G mean-activation maps of its `top` channels by flip_abs."""
     fig, axes = plt.subplots(
-        len(named_scores), top, figsize=(1.6 * top, 1.8 * len(named_scores)), squeeze=False
+        len(named_scores), top, figsize=(1.6 * top, 2.1 * len(named_scores)), squeeze=False
     )
     for row, (label, scores) in zip(axes, named_scores.items(), strict=True):
         maps = np.asarray(scores["cell_mean"])
