@@ -2,30 +2,17 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
+from conftest import gpj_command
 
 from gpj import config_sections as sections
 from gpj import engine, models
 from gpj.analysis import attack
 from gpj.data import segmentation
 from gpj.experiments.attack import segmentation_objective
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def gpj(module, *args):
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def test_attack_curves_on_a_metric_with_known_answers():
@@ -63,18 +50,18 @@ def test_segmentation_loss_is_the_mean_cross_entropy_over_labelled_pixels():
     x = rng.normal(size=(2, 24, 24, 1)).astype(np.float32)
     labels = rng.integers(0, segmentation.NUM_CLASSES, size=(2, 24, 24)).astype(np.int32)
     labels[0, :5] = segmentation.IGNORE_LABEL
-    variables = model.init(jax.random.PRNGKey(0), x, train=False)
+    variables = jax.jit(model.init, static_argnames="train")(jax.random.PRNGKey(0), x, train=False)
     tx = engine.make_optimizer(sections.optim(), 1)
     state = engine.TrainState.create(
         apply_fn=model.apply, variables=variables, tx=tx, rng=jax.random.PRNGKey(1)
     )
     key = jax.random.PRNGKey(2)
-    loss, (metrics, _) = segmentation_objective(
+    loss, (metrics, _) = jax.jit(segmentation_objective)(
         state.params, state, {"image": x, "label": labels}, key
     )
-    (logits, _), _ = model.apply(
-        variables, x, train=True, rngs={"dropout": key}, mutable=["batch_stats"]
-    )
+    (logits, _), _ = jax.jit(
+        lambda v: model.apply(v, x, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+    )(variables)
     logits = np.asarray(logits, np.float64)
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     valid = labels != segmentation.IGNORE_LABEL
@@ -85,9 +72,15 @@ def test_segmentation_loss_is_the_mean_cross_entropy_over_labelled_pixels():
 
 
 @pytest.fixture(scope="module")
-def tiny_attack(tmp_path_factory):
+def tiny_attack(tmp_path_factory, tiny_probe):
+    """The tiny attack on the shared tiny probe's GAPNets, training its segmentation model."""
     workdir = tmp_path_factory.mktemp("attack")
-    proc = gpj("gpj.main", "--config=configs/attack.py:tiny", f"--workdir={workdir}")
+    proc = gpj_command(
+        "gpj.main",
+        "--config=configs/attack.py:tiny",
+        f"--workdir={workdir}",
+        f"--config.classifier.probe_workdir={tiny_probe[0]}",
+    )
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
     return workdir, out
@@ -121,7 +114,7 @@ def test_tiny_attack_writes_curves_tables_figures(tiny_attack):
             assert 0 <= min(r["scores"]["eta2"]) and max(r["scores"]["eta2"]) <= 1
     location = next(r for r in results["runs"] if r["model"] == "gapnet-location")
     assert location["curves"]["clean"]["accuracy"] > 0.5
-    assert (workdir / "probe" / "results.json").exists()  # the GAPNets came from a probe run
+    assert not (workdir / "probe").exists()  # the GAPNets came from the given probe workdir
     report = (workdir / "report.md").read_text()
     for heading in ("**Segmentation**", "**Region-specific attack**", "**Classification**"):
         assert heading in out and heading in report
@@ -135,21 +128,27 @@ def test_tiny_attack_writes_curves_tables_figures(tiny_attack):
         assert (workdir / figure).stat().st_size > 1000 and f"]({figure})" in report
 
 
-def test_attack_loads_trained_models_and_reproduces_its_numbers(tiny_attack, tmp_path):
+def test_attack_loads_a_trained_model_or_trains_a_probe_and_reproduces(tiny_attack, tmp_path):
+    """Segmentation loaded from the first run; the location GAPNet trained here by a probe run
+    with the tiny probe's settings: both must give the first run's numbers exactly."""
     workdir, _ = tiny_attack
-    proc = gpj(
+    proc = gpj_command(
         "gpj.main",
         "--config=configs/attack.py:tiny",
         f"--workdir={tmp_path}",
         f"--config.segmentation.init_workdir={workdir}",
-        f"--config.classifier.probe_workdir={workdir / 'probe'}",
+        "--config.classifier.tasks=('location',)",
     )
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
-    assert "segmentation seed 0:" not in err and not (tmp_path / "probe").exists()  # no training
     before = json.loads((workdir / "results.json").read_text())["runs"]
     after = json.loads((tmp_path / "results.json").read_text())["runs"]
-    for a, b in zip(before, after, strict=True):
+    assert (
+        not (tmp_path / "segmentation").exists() and (tmp_path / "probe" / "results.json").exists()
+    )
+    assert after[0]["history"] == [] and after[0]["train_time_s"] == 0  # loaded, not trained
+    assert [r["model"] for r in after] == ["segmentation", "gapnet-location"]
+    for a, b in zip(before[:2], after, strict=True):
         assert a["curves"] == b["curves"] and a["scores"] == b["scores"]
 
 
@@ -176,7 +175,7 @@ BAD_CONFIGS = {
 
 def test_every_bad_attack_config_fails_fast_with_one_clear_line():
     procs = {
-        name: gpj(
+        name: gpj_command(
             "gpj.main",
             "--config=configs/attack.py:tiny",
             *args,
@@ -194,6 +193,6 @@ def test_every_bad_attack_config_fails_fast_with_one_clear_line():
 
 
 def test_bench_refuses_an_unknown_benchmark():
-    proc = gpj("gpj.bench", "--only=scores,warp")
+    proc = gpj_command("gpj.bench", "--only=scores,warp")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "unknown benchmark warp; choose from scores" in err

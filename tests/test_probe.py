@@ -2,11 +2,12 @@
 
 import json
 import os
-import subprocess
+import shutil
 import sys
 
 import numpy as np
 import pytest
+from conftest import gpj_command
 
 from gpj.errors import ConfigError
 from gpj.experiments import probe
@@ -17,27 +18,11 @@ from configs.probe import get_config
 
 
 def gpj_main(*args, **kw):
-    return subprocess.Popen(
-        [sys.executable, "-m", "gpj.main", *args],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kw,
-    )
+    return gpj_command("gpj.main", *args, **kw)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    proc = gpj_main("--config=configs/probe.py:tiny", f"--workdir={workdir}")
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-3000:]
-    return workdir, out
-
-
-def test_tiny_probe_writes_results_report_figures_checkpoints(tiny_run):
-    workdir, out = tiny_run
+def test_tiny_probe_writes_results_report_figures_checkpoints(tiny_probe):
+    workdir, out = tiny_probe
     results = json.loads((workdir / "results.json").read_text())
     assert "| GAPNet |" in out and "| PermuteNet |" in out
     assert {(r["head"], r["task"]) for r in results["runs"]} == {
@@ -72,8 +57,9 @@ def test_tiny_probe_writes_results_report_figures_checkpoints(tiny_run):
     assert gapnet_location[0]["accuracy"] > 0.5  # far above chance even after one tiny epoch
 
 
-def test_rerun_on_the_same_workdir_resumes_and_reproduces(tiny_run):
-    workdir, _ = tiny_run
+def test_rerun_on_the_same_workdir_resumes_and_reproduces(tiny_probe, tmp_path):
+    workdir = tmp_path / "copy"  # the shared run stays as it is
+    shutil.copytree(tiny_probe[0], workdir)
     before = json.loads((workdir / "results.json").read_text())["runs"]
     proc = gpj_main(
         "--config=configs/probe.py:tiny",

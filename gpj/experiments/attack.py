@@ -281,12 +281,13 @@ def _probe_results(path: str) -> dict:
 
 def _classifier_runs(config, mesh, workdir) -> list:
     probe_dir = os.path.expanduser(config.classifier.probe_workdir)
-    if not probe_dir:
+    if probe_dir:
+        results = _probe_results(probe_dir)
+    else:
         probe_dir = os.path.join(workdir, "probe")
         probe_config = config.classifier.probe.copy_and_resolve_references()
         probe_config.runs = tuple(f"gapnet:{t}" for t in config.classifier.tasks)
-        probe.run(probe_config, probe_dir)
-    results = _probe_results(probe_dir)
+        results = probe.run(probe_config, probe_dir)
     probe_config = ml_collections.ConfigDict(results["config"])
     dataset = training.load_data(probe_config)
     grid = probe_config.data.grid_size
