@@ -6,6 +6,7 @@ python -m gpj.main --config=configs/probe.py[:presets] [--workdir=DIR] [--config
 import datetime
 import os
 import sys
+import tempfile
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -25,10 +26,9 @@ def prepare_workdir(path: str) -> str:
     """Creates the workdir and proves it is writable before any compute."""
     try:
         os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        # A file of its own: processes that share the workdir must not remove each other's.
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test"):
+            pass
     except OSError as e:
         raise ConfigError(f"--workdir={path} is not writable ({e.strerror}); choose another folder")
     return path

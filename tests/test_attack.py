@@ -1,12 +1,11 @@
 """The attack experiment: attack curves, the segmentation loss, the CLI end to end, bad configs."""
 
 import json
-import os
 
 import jax
 import numpy as np
 import pytest
-from conftest import gpj_command
+from conftest import assert_bad_configs_fail_fast, gpj_command
 
 from gpj import config_sections as sections
 from gpj import engine, models
@@ -173,23 +172,8 @@ BAD_CONFIGS = {
 }
 
 
-def test_every_bad_attack_config_fails_fast_with_one_clear_line():
-    procs = {
-        name: gpj_command(
-            "gpj.main",
-            "--config=configs/attack.py:tiny",
-            *args,
-            "--workdir=/tmp/gpj-bad-attack-never-created",
-        )
-        for name, (args, _) in BAD_CONFIGS.items()
-    }
-    for name, proc in procs.items():
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 1, (name, err)
-        assert "Traceback" not in err, (name, err)
-        lines = [line for line in err.splitlines() if line.startswith("error:")]
-        assert len(lines) == 1 and BAD_CONFIGS[name][1] in lines[0], (name, err)
-    assert not os.path.exists("/tmp/gpj-bad-attack-never-created/results.json")
+def test_every_bad_attack_config_fails_fast_with_one_clear_line(tmp_path):
+    assert_bad_configs_fail_fast("configs/attack.py:tiny", BAD_CONFIGS, tmp_path)
 
 
 def test_bench_refuses_an_unknown_benchmark():

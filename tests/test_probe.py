@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import gpj_command
+from conftest import assert_bad_configs_fail_fast, gpj_command
 
 from gpj.errors import ConfigError
 from gpj.experiments import probe
@@ -107,21 +107,8 @@ BAD_CONFIGS = {
 }
 
 
-def test_every_bad_config_fails_fast_with_one_clear_line():
-    procs = {}
-    for name, (args, _) in BAD_CONFIGS.items():
-        if not any(a.startswith("--config=") for a in args):
-            args = ["--config=configs/probe.py:tiny", *args]
-        if not any(a.startswith("--workdir") for a in args):
-            args = [*args, "--workdir=/tmp/gpj-bad-config-never-created"]
-        procs[name] = gpj_main(*args)
-    for name, proc in procs.items():
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 1, (name, err)
-        assert "Traceback" not in err, (name, err)
-        lines = [line for line in err.splitlines() if line.startswith("error:")]
-        assert len(lines) == 1 and BAD_CONFIGS[name][1] in lines[0], (name, err)
-    assert not os.path.exists("/tmp/gpj-bad-config-never-created/results.json")
+def test_every_bad_config_fails_fast_with_one_clear_line(tmp_path):
+    assert_bad_configs_fail_fast("configs/probe.py:tiny", BAD_CONFIGS, tmp_path)
 
 
 def check(config):

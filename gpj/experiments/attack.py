@@ -15,6 +15,7 @@ import json
 import os
 import time
 import types
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -189,7 +190,8 @@ def _segmentation_runs(config, dataset, mesh, workdir) -> list:
                 workdir=workdir,
                 fingerprint={"segmentation": _data_fingerprint(s)},
             )
-        target = SegmentationTarget(kind, state, splits, config, mesh)
+        test = {"image": splits["test_images"], "label": splits["test_masks"]}
+        target = Target(kind, state, config, mesh, test, 0, _segmentation_metrics)
         runs.append(
             {
                 "model": "segmentation",
@@ -216,46 +218,23 @@ def _init_run_dir(path: str, seed: int) -> str:
     return os.path.join(path, "segmentation", f"seed{seed}")
 
 
-@dataclasses.dataclass
-class SegmentationTarget:
-    """A trained segmentation model with its data: what the attack needs to know."""
+def _segmentation_metrics(sums) -> dict:
+    regions = seg_metrics.region_scores(np.asarray(sums["confusion"], np.int64))
+    return {f"miou_{r}": regions[r]["miou"] for r in seg_metrics.REGIONS}
 
-    kind: training.RunKind
-    state: engine.TrainState
-    splits: dict
-    config: ml_collections.ConfigDict
-    mesh: object
 
-    def sweep(self) -> dict:
-        return training.channel_scores(
-            self.state, self.config, self.mesh, self.splits["test_images"], grid_size=0
-        )
-
-    def evaluate(self, ablation) -> dict:
-        test = {"image": self.splits["test_images"], "label": self.splits["test_masks"]}
-        sums = engine.evaluate(
-            self.state,
-            self.kind.eval_step,
-            training.test_batches(self.config, test),
-            self.mesh,
-            jax.random.PRNGKey(0),
-            ablation,
-        )
-        regions = seg_metrics.region_scores(np.asarray(sums["confusion"], np.int64))
-        return {f"miou_{r}": regions[r]["miou"] for r in seg_metrics.REGIONS}
-
-    def example(self, ablations: dict) -> dict:
-        """Predictions for the first test canvas, clean and under each ablation."""
-        x = self.splits["test_images"][:1]
-        predict = jax.jit(lambda v, a: jnp.argmax(self.state.apply_fn(v, x, False, a)[0], -1))
-        return {
-            "image": self.splits["test_images"][0, ..., 0].round(3).tolist(),
-            "label": self.splits["test_masks"][0].tolist(),
-            "predictions": {
-                name: np.asarray(predict(self.state.variables, a))[0].tolist()
-                for name, a in ablations.items()
-            },
-        }
+def _segmentation_example(target, ablations: dict) -> dict:
+    """Predictions for the first test canvas, clean and under each ablation."""
+    x = target.test["image"][:1]
+    predict = jax.jit(lambda v, a: jnp.argmax(target.state.apply_fn(v, x, False, a)[0], -1))
+    return {
+        "image": x[0, ..., 0].round(3).tolist(),
+        "label": target.test["label"][0].tolist(),
+        "predictions": {
+            name: np.asarray(predict(target.state.variables, a))[0].tolist()
+            for name, a in ablations.items()
+        },
+    }
 
 
 # --- classification -------------------------------------------------------------------------
@@ -302,7 +281,8 @@ def _classifier_runs(config, mesh, workdir) -> list:
         )
         run_dir = os.path.join(probe_dir, r["run_dir"])
         state = engine.restore(state, run_dir)
-        target = ClassifierTarget(kind, state, dataset, probe_config, mesh)
+        test = {"image": dataset.test_images, "label": dataset.test_labels}
+        target = Target(kind, state, probe_config, mesh, test, grid, _classifier_metrics)
         runs.append(
             {
                 "model": f"gapnet-{r['task']}",
@@ -318,40 +298,41 @@ def _classifier_runs(config, mesh, workdir) -> list:
     return runs
 
 
-@dataclasses.dataclass
-class ClassifierTarget:
-    """A GAPNet from a probe run with its data and probe config."""
+def _classifier_metrics(sums) -> dict:
+    correct = np.asarray(sums["correct_per_cell"])
+    return {"accuracy": float(correct.sum() / (float(sums["count"]) * correct.size))}
 
-    kind: probe.ProbeKind
+
+# --- shared -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Target:
+    """A trained model and what attacking it needs: test arrays, grid and metrics of eval sums."""
+
+    kind: training.RunKind
     state: engine.TrainState
-    dataset: object
     config: ml_collections.ConfigDict
     mesh: object
+    test: dict  # {"image", "label"} arrays of the test split
+    grid_size: int  # > 0: images are scored at every cell of this grid
+    metrics: Callable[[dict], dict]
 
     def sweep(self) -> dict:
         return training.channel_scores(
-            self.state,
-            self.config,
-            self.mesh,
-            self.dataset.test_images,
-            grid_size=self.config.data.grid_size,
+            self.state, self.config, self.mesh, self.test["image"], grid_size=self.grid_size
         )
 
     def evaluate(self, ablation) -> dict:
-        test = {"image": self.dataset.test_images, "label": self.dataset.test_labels}
         sums = engine.evaluate(
             self.state,
             self.kind.eval_step,
-            training.test_batches(self.config, test),
+            training.test_batches(self.config, self.test),
             self.mesh,
             jax.random.PRNGKey(0),
             ablation,
         )
-        correct = np.asarray(sums["correct_per_cell"])
-        return {"accuracy": float(correct.sum() / (float(sums["count"]) * correct.size))}
-
-
-# --- shared -------------------------------------------------------------------------------
+        return self.metrics(sums)
 
 
 def _attack(config, target, seed: int, *, regional: bool) -> dict:
@@ -386,8 +367,9 @@ def _attack(config, target, seed: int, *, regional: bool) -> dict:
         n = min(config.attack.example_channels, num_channels)
         result["example"] = {
             "n": n,
-            **target.example(
-                {"clean": ablation([])} | {name: ablation(rankings[name][:n]) for name in RANKINGS}
+            **_segmentation_example(
+                target,
+                {"clean": ablation([])} | {name: ablation(rankings[name][:n]) for name in RANKINGS},
             ),
         }
     return result
