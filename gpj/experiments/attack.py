@@ -71,6 +71,8 @@ def validate(config) -> None:
         check_positive(config, path)
     for path in ("segmentation.num_test", "segmentation.digits_per_canvas", "attack.num_random"):
         check_positive(config, path)
+    check_positive(config, "attack.example_channels")
+    check_range(config, "segmentation.label_radius", 0, config.segmentation.canvas_size)
     check_range(config, "segmentation.left_fraction", 0.0, 1.0)
     check_range(config, "model.dropout_rate", 0.0, 0.99)
     check_choice(config, "attack.fill", FILLS)

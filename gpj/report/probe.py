@@ -67,12 +67,11 @@ def markdown(results: dict, figures) -> str:
 
 def _scored(results) -> dict:
     """The first seed's channel scores of every scored (GAPNet) run kind."""
-    scored = {}
+    scored, kinds = {}, set()
     for r in results["runs"]:
-        if "scores" in r:
-            scored.setdefault(
-                f"{HEAD_NAMES[r['head']]} {r['task']} (seed {r['seed']})", r["scores"]
-            )
+        if "scores" in r and (r["head"], r["task"]) not in kinds:
+            kinds.add((r["head"], r["task"]))
+            scored[f"{HEAD_NAMES[r['head']]} {r['task']} (seed {r['seed']})"] = r["scores"]
     return scored
 
 
@@ -80,14 +79,25 @@ def _scores_section(results) -> str:
     scored = _scored(results)
     if not scored:
         return ""
-    parts = ["## Channel position scores"]
-    for label, scores in scored.items():
-        eta2 = np.asarray(scores["eta2"])
-        parts.append(
-            f"{label}: {int((eta2 > 0.5).sum())} of {len(eta2)} GAP channels have η² > 0.5 "
-            f"(more than half their variance explained by the cell); top channels by "
-            f"flip_abs:\n\n{score_table(scores)}"
-        )
+    counts = {}  # η² > 0.5 channel counts of every seed, per run kind
+    for r in results["runs"]:
+        if "scores" in r:
+            eta2 = np.asarray(r["scores"]["eta2"])
+            counts.setdefault((r["head"], r["task"]), []).append(
+                f"{(eta2 > 0.5).sum()}/{len(eta2)}"
+            )
+    lines = [
+        f"- {HEAD_NAMES[head]} {task}: {', '.join(c)} (seed by seed)"
+        for (head, task), c in counts.items()
+    ]
+    parts = [
+        "## Channel position scores",
+        "GAP channels with η² > 0.5 (more than half of their variance explained by the cell):\n\n"
+        + "\n".join(lines),
+    ]
+    parts += [
+        f"Top channels of {label} by flip_abs:\n\n{score_table(s)}" for label, s in scored.items()
+    ]
     return "\n\n" + "\n\n".join(parts)
 
 
