@@ -19,6 +19,17 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Output folder (default: runs/<experiment>-<time>)."
 )
+_DISTRIBUTED = flags.DEFINE_enum(
+    "distributed",
+    "none",
+    ["none", "auto"],
+    "auto: join a multi-process run that JAX detects (SLURM, TPU pod, Open MPI).",
+)
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "HOST:PORT of process 0, for an explicit multi-process run."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run (explicit).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (explicit).")
 flags.mark_flags_as_required(["config"])
 
 
@@ -69,6 +80,7 @@ def main(argv):
     import jax  # after flag parsing: keeps --help fast
 
     from gpj import report
+    from gpj.engine import distributed
     from gpj.experiments import EXPERIMENTS
 
     if not flags.FLAGS["verbosity"].present:
@@ -85,6 +97,12 @@ def main(argv):
         )
         sys.exit(1)
     try:
+        distributed.initialize(
+            _COORDINATOR.value,
+            _NUM_PROCESSES.value,
+            _PROCESS_ID.value,
+            auto=_DISTRIBUTED.value == "auto",
+        )
         if experiment not in EXPERIMENTS:
             raise ConfigError(
                 f"experiment={experiment!r} is not valid; choose one of: {', '.join(EXPERIMENTS)}"

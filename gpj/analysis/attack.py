@@ -7,6 +7,7 @@ serves every channel set, since the ablation is a mask.
 
 from collections.abc import Callable, Sequence
 
+import jax
 import numpy as np
 import tqdm
 
@@ -61,7 +62,10 @@ def attack_curves(
       desc: progress bar label.
     """
     total = 1 + len(sizes) * (len(rankings) + num_draws)
-    with tqdm.tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True) as bar:
+    bar = tqdm.tqdm(
+        total=total, desc=desc, leave=False, dynamic_ncols=True, disable=jax.process_index() != 0
+    )
+    with bar:
 
         def counted(channels):
             metrics = evaluate(channels)
