@@ -1,13 +1,18 @@
 """Position-channel attack: rank channels by flip scores, ablate the top N beside N random ones.
 
-  python -m gpj.main --config=configs/attack.py              # embedded digits, ~6 min on 2 CPU cores
+  python -m gpj.main --config=configs/attack.py              # embedded digits, 5-6 min on 2 CPU cores
   python -m gpj.main --config=configs/attack.py:tiny         # smoke test, ~1 min
+  python -m gpj.main --config=configs/attack.py:cityscapes   # the paper's setting, on a GPU
 
 A DeepLabv3-style model (dilated ResNet, ASPP) learns to segment digits scattered over a canvas
 (more of them on the left: `segmentation.left_fraction`); GAPNets learn the probe's location and
 object tasks. Both are attacked at the backbone output. Reuse trained models with
 `--config.segmentation.init_workdir=DIR` (an earlier attack workdir) and
 `--config.classifier.probe_workdir=DIR` (a finished probe workdir).
+
+`:cityscapes` trains DeepLabv3-ResNet50 (output stride 16) on Cityscapes read from a prepared tfds
+dataset (`python -m gpj.prepare cityscapes`, see gpj/prepare.py), at 512×1024 and ImageNet-
+normalised; `--config.segmentation.max_examples=16` makes a smoke run of it.
 """
 
 import importlib.util
@@ -38,6 +43,8 @@ def get_config(arg=None):
 
     c.segmentation = ml_collections.ConfigDict()
     c.segmentation.enabled = True
+    c.segmentation.dataset = "digits"  # digits (embedded canvases) | cityscapes (prepared tfds)
+    # digits only: the canvases
     c.segmentation.canvas_size = 48
     c.segmentation.digits_per_canvas = 3
     c.segmentation.left_fraction = 0.75  # share of digits centred in the left half
@@ -45,6 +52,10 @@ def get_config(arg=None):
     c.segmentation.num_train = 2400
     c.segmentation.num_test = 480
     c.segmentation.data_seed = 0
+    # cityscapes only: train = its train split, test = its validation split; 19 classes, 255 ignored
+    c.segmentation.data_dir = ""  # tfds data_dir holding cityscapes; empty: ~/tensorflow_datasets
+    c.segmentation.image_size = (512, 1024)  # (height, width), at most the full (1024, 2048)
+    c.segmentation.max_examples = 0  # > 0: only the first this many images of each split
     c.segmentation.init_workdir = ""  # load the trained model from here instead of training
 
     c.model = sections.model()
@@ -82,4 +93,21 @@ def _tiny(c):
     c.eval.batch_size = 64
 
 
-PRESETS = {"tiny": _tiny}
+def _cityscapes(c):
+    """The paper's attack: DeepLabv3-ResNet50 at output stride 16 on Cityscapes, on a GPU."""
+    c.segmentation.update(
+        dataset="cityscapes", data_dir="~/tensorflow_datasets", image_size=(512, 1024)
+    )
+    c.model.update(
+        name="resnet50", width=1.0, stem="imagenet", output_stride=16, aspp_rates=(6, 12, 18)
+    )
+    c.optim = sections.optim(
+        name="sgd", learning_rate=0.01, weight_decay=1e-4, schedule="cosine", warmup_steps=500
+    )
+    c.train.update(num_epochs=40, batch_size=8, log_every=50, checkpoint_every=1000)
+    c.classifier.tasks = ()  # no GAPNets: the segmentation model only
+    c.attack.update(num_channels=(1, 4, 16, 64, 256, 1024), num_random=3, example_channels=256)
+    c.eval.batch_size = 8
+
+
+PRESETS = {"tiny": _tiny, "cityscapes": _cityscapes}

@@ -4,6 +4,7 @@
   python -m gpj.main --config=configs/probe.py:tiny               # smoke test, < 1 min
   python -m gpj.main --config=configs/probe.py:cifar10 \\
       --config.data.data_dir=~/tensorflow_datasets                 # the paper's setting (GPU/TPU)
+  python -m gpj.main --config=configs/probe.py:imagenette         # ImageNet images (GPU/TPU)
   python -m gpj.main --config=configs/probe.py:vgg16
 
 Any field can be overridden, e.g. `--config.model.padding=reflect --config.data.grid_size=4`.
@@ -51,8 +52,17 @@ def _cifar10(c):
     c.eval.batch_size = 96
 
 
+def _imagenette(c):
+    """Imagenette (10 ImageNet classes; `python -m gpj.prepare imagenette`), central squares at
+    64×64 on the 3×3 grid: 192×192 canvases, full-width ResNet-18."""
+    c.data.update(name="imagenette", image_size=64, channels=3, data_dir="~/tensorflow_datasets")
+    c.model.width = 1.0
+    c.train.update(num_epochs=20, batch_size=48, log_every=100, checkpoint_every=2000)
+    c.eval.batch_size = 96
+
+
 def _vgg16(c):
     c.model.name = "vgg16"
 
 
-PRESETS = {"tiny": _tiny, "cifar10": _cifar10, "vgg16": _vgg16}
+PRESETS = {"tiny": _tiny, "cifar10": _cifar10, "imagenette": _imagenette, "vgg16": _vgg16}

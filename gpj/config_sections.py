@@ -8,7 +8,7 @@ import ml_collections
 
 def data(**overrides) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.name = "digits"  # digits (embedded) | cifar10 | cifar100 | mnist | fashion_mnist
+    c.name = "digits"  # digits (embedded) | cifar10 | cifar100 | mnist | fashion_mnist | imagenette
     c.data_dir = ""  # tfds data_dir for the tfds datasets
     c.image_size = 16  # side of one image in pixels
     c.channels = 1
@@ -25,6 +25,11 @@ def model(**overrides) -> ml_collections.ConfigDict:
     c.stem = "paper"  # paper (7x7/2, no max-pool) | cifar (3x3/1) | imagenet (7x7/2 + max-pool)
     c.padding = "zero"  # zero | reflect | replicate | circular | valid | partial
     c.bn_momentum = 0.9
+    # A folder written by `python -m gpj.convert` (PyTorch weights): start from its weights
+    # instead of a random init. The backbone must fit; heads are taken where their shapes fit
+    # (a classifier for another class count starts fresh). With it, train.num_epochs=0
+    # evaluates the loaded model without training.
+    c.init_from = ""
     c.update(overrides)
     return c
 

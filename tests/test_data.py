@@ -163,6 +163,69 @@ def test_tfds_mnist_resized_to_three_channels(prepared_mnist):
     np.testing.assert_allclose(data.train_images.std(axis=(0, 1, 2)), 1, atol=1e-4)
 
 
+def _imagenette_colour(label):
+    return np.array([25 * label, 250 - 25 * label, 100], np.uint8)
+
+
+def _synthetic_imagenette(num_examples, seed):
+    """JPEG-sized images of different shapes: the central square in its label's colour, the
+    margins black (so they show if the crop is not central)."""
+    rng = np.random.default_rng(seed)
+    for key in range(num_examples):
+        label = int(rng.integers(10))
+        short, long = int(rng.integers(24, 33)), int(rng.integers(64, 81))
+        height, width = (short, long) if key % 2 else (long, short)
+        image = np.zeros((height, width, 3), np.uint8)
+        top, left = (height - short) // 2, (width - short) // 2
+        image[top : top + short, left : left + short] = _imagenette_colour(label)
+        yield key, {"image": image, "label": label}
+
+
+@pytest.fixture(scope="module")
+def prepared_imagenette(tmp_path_factory):
+    """A genuine on-disk tfds `imagenette/160px-v2` written by tfds from synthetic examples."""
+    pytest.importorskip("tensorflow")
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class SyntheticImagenette(tfds.builder_cls("imagenette"), skip_registration=True):
+        name = "imagenette"
+
+        def _split_generators(self, dl_manager):
+            return {
+                "train": _synthetic_imagenette(20, seed=0),
+                "validation": _synthetic_imagenette(6, seed=1),
+            }
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    SyntheticImagenette(data_dir=data_dir, config="160px-v2").download_and_prepare()
+    return str(data_dir)
+
+
+def test_tfds_imagenette_central_squares_resized(prepared_imagenette):
+    data = sources.load_dataset(
+        "imagenette", image_size=16, channels=3, data_dir=prepared_imagenette
+    )
+    assert data.train_images.shape == (20, 16, 16, 3) and data.test_images.shape == (6, 16, 16, 3)
+    assert data.num_classes == 10
+    np.testing.assert_allclose(data.train_images.std(axis=(0, 1, 2)), 1, atol=1e-4)
+    for split in ("train", "test"):
+        pixels = (getattr(data, f"{split}_images") * data.std + data.mean) * 255
+        colours = np.stack([_imagenette_colour(y) for y in getattr(data, f"{split}_labels")])
+        # The output is the central square's colour, none of the black margins (JPEG blurs the
+        # colour at the square's edges, so the outermost output pixels are left out).
+        expected = np.broadcast_to(colours[:, None, None, :], pixels[:, 1:-1, 1:-1].shape)
+        np.testing.assert_allclose(pixels[:, 1:-1, 1:-1], expected, atol=12)
+
+
+def test_tfds_imagenette_missing_gives_its_config_in_the_command(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(DataError) as error:
+        sources.load_dataset("imagenette", image_size=64, channels=3, data_dir=str(tmp_path))
+    message = str(error.value)
+    assert f"python -m gpj.prepare imagenette --data_dir={tmp_path}" in message
+    assert f"tfds build imagenette/160px-v2 --data_dir={tmp_path}" in message
+
+
 # --- canvas ---------------------------------------------------------------------------------------
 
 

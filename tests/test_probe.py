@@ -117,7 +117,7 @@ def check(config):
     probe.check_fits(config, (1, size, size, config.data.channels), 10)
 
 
-@pytest.mark.parametrize("preset", ["cifar10", "vgg16", "tiny", "cifar10,vgg16"])
+@pytest.mark.parametrize("preset", ["cifar10", "vgg16", "tiny", "cifar10,vgg16", "imagenette"])
 def test_presets_are_valid_and_fit(preset):
     check(get_config(preset))
 

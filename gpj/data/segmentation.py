@@ -6,8 +6,12 @@ digit whose ink covers it (digit d → label d + 1) or 0 for the background. A d
 on the "right". left_fraction = 0.5 gives a left/right-symmetric layout (up to the one exactly
 centred position, which counts as right); > 0.5 puts more digits on the left, like a scene layout
 that is not mirror-symmetric, where a channel's signed flip score can have a side.
+
+`SegmentationData` is the form the attack reads any segmentation dataset in: these canvases
+(`digit_data`) or Cityscapes (`gpj.data.cityscapes`).
 """
 
+import dataclasses
 import functools
 
 import jax
@@ -20,6 +24,52 @@ from gpj.data.sources import ImageDataset
 NUM_CLASSES = 11  # background and the ten digits
 IGNORE_LABEL = 255  # mask value that segmentation metrics do not count
 _CHUNK = 512  # canvases composed at a time, to bound the memory of the per-digit layers
+
+
+@dataclasses.dataclass(frozen=True)
+class Uint8Rows:
+    """A uint8 array kept on the host, converted only for the rows read (`[index]`, `len`, shape).
+
+    Images (with `mean` and `std`) read as float32 (x / 255 − mean) / std, labels (without) as
+    `dtype`. Cityscapes at 512×1024 takes 5.5 GB as uint8 and 22 GB as float32; training and
+    evaluation read a batch of rows at a time, so they never need the converted whole.
+    """
+
+    values: np.ndarray  # (N, ...) uint8
+    dtype: type = np.float32
+    mean: np.ndarray | None = None  # (C,) per-channel mean of the [0, 1]-scaled pixels
+    std: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple:
+        return self.values.shape
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = self.values[index]
+        if self.mean is None:
+            return rows.astype(self.dtype)
+        return ((rows.astype(np.float32) / 255.0 - self.mean) / self.std).astype(self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationData:
+    """Train and test images with per-pixel labels: everything the segmentation attack reads.
+
+    Images read as (n, H, W, C) float32 normalised arrays and labels as (n, H, W) int32 in
+    [0, num_classes) or `ignore_label` (not counted by the loss and the metrics); each split is a
+    numpy array or a `Uint8Rows`.
+    """
+
+    name: str
+    train_images: np.ndarray | Uint8Rows
+    train_labels: np.ndarray | Uint8Rows
+    test_images: np.ndarray | Uint8Rows
+    test_labels: np.ndarray | Uint8Rows
+    num_classes: int
+    ignore_label: int = IGNORE_LABEL
 
 
 def digit_canvases(
@@ -199,3 +249,16 @@ def make_splits(
         splits[f"{split}_images"] = (np.asarray(canvases) - dataset.mean) / dataset.std
         splits[f"{split}_masks"] = np.asarray(masks)
     return splits
+
+
+def digit_data(dataset: ImageDataset, **kwargs) -> SegmentationData:
+    """The canvases of `make_splits(dataset, **kwargs)` as `SegmentationData`."""
+    splits = make_splits(dataset, **kwargs)
+    return SegmentationData(
+        name=f"{dataset.name} canvases",
+        train_images=splits["train_images"],
+        train_labels=splits["train_masks"],
+        test_images=splits["test_images"],
+        test_labels=splits["test_masks"],
+        num_classes=NUM_CLASSES,
+    )

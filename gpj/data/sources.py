@@ -7,7 +7,16 @@ import numpy as np
 
 from gpj.errors import DataError
 
-DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion_mnist")
+# tfds name and test split of each tfds dataset. Imagenette (10 easy ImageNet classes, shorter
+# side 160 px, images of different sizes) is centre-cropped to a square before resizing.
+TFDS_NAMES = {
+    "cifar10": ("cifar10", "test"),
+    "cifar100": ("cifar100", "test"),
+    "mnist": ("mnist", "test"),
+    "fashion_mnist": ("fashion_mnist", "test"),
+    "imagenette": ("imagenette/160px-v2", "validation"),
+}
+DATASETS = ("digits", *TFDS_NAMES)
 
 # ITU-R BT.601 luma weights, as in PIL's convert("L") and tf.image.rgb_to_grayscale.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -41,10 +50,11 @@ def load_dataset(
     Args:
       name: one of `DATASETS`; "digits" ships with scikit-learn, the others must be prepared tfds
         datasets in `data_dir` (nothing is ever downloaded).
-      image_size: output height and width in pixels.
+      image_size: output height and width in pixels (imagenette: of each image's central square).
       channels: 1 (grayscale) or 3 (RGB).
       data_dir: tfds data directory; None uses tfds' default (~/tensorflow_datasets).
-      test_fraction: share of digits held out for testing (tfds sets have their own test split).
+      test_fraction: share of digits held out for testing (tfds sets have their own test split;
+        imagenette's is its validation split).
       split_seed: seed of the stratified digits train/test split.
 
     Returns:
@@ -66,7 +76,7 @@ def load_dataset(
             raise DataError(f"data.test_fraction must lie in (0, 1), got {test_fraction}.")
         splits, num_classes = _digits(test_fraction, split_seed)
     else:
-        splits, num_classes = _tfds(name, data_dir)
+        splits, num_classes = _tfds(name, data_dir, image_size)
     (train_x, train_y), (test_x, test_y) = splits
     train_x, test_x = (_format(x, image_size, channels) for x in (train_x, test_x))
     mean = train_x.mean(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
@@ -99,8 +109,8 @@ def _digits(test_fraction: float, split_seed: int):
     return ((images[train], digits.target[train]), (images[test], digits.target[test])), 10
 
 
-def _tfds(name: str, data_dir: str | None):
-    """Train and test splits of a prepared tfds dataset in [0, 1]; refuses to download."""
+def import_tfds(name: str):
+    """(tensorflow, tensorflow_datasets), with TensorFlow kept off the GPUs; DataError if absent."""
     try:
         import tensorflow as tf
         import tensorflow_datasets as tfds
@@ -112,22 +122,58 @@ def _tfds(name: str, data_dir: str | None):
     # TensorFlow only reads files here; keep it off the GPUs so it does not take JAX's memory.
     if tf.config.get_visible_devices("GPU"):
         tf.config.set_visible_devices([], "GPU")
-    builder = tfds.builder(name, data_dir=data_dir)
+    return tf, tfds
+
+
+def prepare_command(name: str, tfds_name: str, data_dir: str, extra: str = "") -> str:
+    """The commands that build a tfds dataset into `data_dir`, for error messages."""
+    return (
+        f"python -m gpj.prepare {name} --data_dir={data_dir}{extra} (or tfds build {tfds_name} "
+        f"--data_dir={data_dir}{extra}; the tfds command line also needs pip install apache-beam)"
+    )
+
+
+def _tfds(name: str, data_dir: str | None, image_size: int):
+    """Train and test splits of a prepared tfds dataset in [0, 1]; refuses to download."""
+    tf, tfds = import_tfds(name)
+    tfds_name, test_split = TFDS_NAMES[name]
+    builder = tfds.builder(tfds_name, data_dir=data_dir)
     if not builder.is_prepared():
         where = builder.data_dir_root
         raise DataError(
             f"Dataset {name!r} is not prepared in {where} (no dataset_info.json in "
             f"{builder.data_path}); gpj never downloads. Prepare it on a machine with internet: "
-            f"tfds build {name} --data_dir={where}, then copy that folder here; or use the "
+            f"{prepare_command(name, tfds_name, where)}, then copy that folder here; or use the "
             f"embedded default data.name=digits."
         )
+    fixed_size = builder.info.features["image"].shape[0] is not None
     splits = []
-    for split in ("train", "test"):
-        images, labels = tfds.as_numpy(
-            builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
-        )
+    for split in ("train", test_split):
+        if fixed_size:
+            data = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
+        else:
+            data = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+            data = data.map(
+                lambda image, label: (_square(tf, image, image_size), label),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            data = data.batch(builder.info.splits[split].num_examples)
+            data = data.get_single_element()
+        images, labels = tfds.as_numpy(data)
         splits.append((images.astype(np.float32) / 255.0, labels))
     return tuple(splits), builder.info.features["label"].num_classes
+
+
+def _square(tf, image, size: int):
+    """The central square of an image of any size, resized to size² (bilinear, antialiased)."""
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    side = tf.minimum(height, width)
+    image = tf.image.crop_to_bounding_box(
+        image, (height - side) // 2, (width - side) // 2, side, side
+    )
+    # Rounded back to uint8 so that every dataset reaches the [0, 1] scaling the same way.
+    image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
 def _format(images: np.ndarray, image_size: int, channels: int) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Position-channel attacks (paper, Sec. 5): rank channels by flip scores, ablate them, measure.
 
-Segmentation: a DeepLabv3-style model is trained on canvases of scattered digits (or loaded from
-an earlier workdir); the channels of its backbone output are ranked by `flip_abs` (overall) and
-by `flip_signed` (descending: "left", ascending: "right"); mIoU overall and in the left, right
-and center columns is measured with the top-N channels ablated, beside N random channels.
+Segmentation: a DeepLabv3-style model is trained on canvases of scattered digits or on Cityscapes
+(or loaded from an earlier workdir); the channels of its backbone output are ranked by `flip_abs`
+(overall) and by `flip_signed` (descending: "left", ascending: "right"); mIoU overall and in the
+left, right and center columns is measured with the top-N channels ablated, beside N random
+channels.
 Classification: GAPNets from a probe workdir (or a probe run inside this workdir) get the same
 treatment, measuring location and object accuracy with every test image at every cell.
 Channels are ranked on the test images, like the official code (the scores use no labels).
@@ -14,7 +15,6 @@ import functools
 import json
 import os
 import time
-import types
 from collections.abc import Callable
 
 import jax
@@ -26,16 +26,20 @@ import optax
 from gpj import engine, models, report
 from gpj.analysis import attack
 from gpj.analysis import segmentation_metrics as seg_metrics
-from gpj.data import segmentation
+from gpj.data import cityscapes, segmentation
 from gpj.errors import ConfigError
 from gpj.experiments import probe, training
 from gpj.validation import check_choice, check_positive, check_range
 
 FILLS = ("zero", "mean")
 RANKINGS = ("overall", "left", "right")
+SEGMENTATION_DATASETS = ("digits", "cityscapes")
+_EXAMPLE_WIDTH = 256  # the example figure's data is subsampled to at most this many columns
 
 
-def segmentation_objective(params, state, batch, rng):
+def segmentation_objective(
+    params, state, batch, rng, *, ignore_label: int = segmentation.IGNORE_LABEL
+):
     """Per-pixel cross-entropy over the labelled pixels (the ignore label does not count)."""
     (logits, _), updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats},
@@ -45,19 +49,31 @@ def segmentation_objective(params, state, batch, rng):
         mutable=["batch_stats"],
     )
     labels = batch["label"]
-    valid = labels != segmentation.IGNORE_LABEL
+    valid = labels != ignore_label
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.where(valid, labels, 0))
     count = jnp.maximum(valid.sum(), 1)
     accuracy = jnp.sum((jnp.argmax(logits, -1) == labels) & valid) / count
     return jnp.sum(ce * valid) / count, ({"accuracy": accuracy}, updates["batch_stats"])
 
 
-def region_eval(state, batch, rng, ablation=None, *, num_classes: int):
+def region_eval(
+    state,
+    batch,
+    rng,
+    ablation=None,
+    *,
+    num_classes: int,
+    ignore_label: int = segmentation.IGNORE_LABEL,
+):
     """Confusion matrices of the whole image and its left, right and center columns."""
     del rng
     logits, _ = state.apply_fn(state.variables, batch["image"], train=False, ablation=ablation)
     confusion = seg_metrics.region_confusions(
-        batch["label"], jnp.argmax(logits, -1), num_classes, valid=batch["mask"]
+        batch["label"],
+        jnp.argmax(logits, -1),
+        num_classes,
+        ignore_label=ignore_label,
+        valid=batch["mask"],
     )
     return {"confusion": confusion}
 
@@ -76,6 +92,17 @@ def validate(config) -> None:
     check_range(config, "segmentation.left_fraction", 0.0, 1.0)
     check_range(config, "model.dropout_rate", 0.0, 0.99)
     check_choice(config, "attack.fill", FILLS)
+    check_choice(config, "segmentation.dataset", SEGMENTATION_DATASETS)
+    size = tuple(config.segmentation.image_size)
+    if len(size) != 2 or not all(
+        isinstance(n, int) and 0 < n <= full for n, full in zip(size, cityscapes.FULL_SIZE)
+    ):
+        raise ConfigError(
+            f"segmentation.image_size={size!r} must be (height, width) with 1 <= height <= "
+            f"{cityscapes.FULL_SIZE[0]} and 1 <= width <= {cityscapes.FULL_SIZE[1]}, "
+            "e.g. (512, 1024)"
+        )
+    check_range(config, "segmentation.max_examples", 0, 10**9)
     rates = tuple(config.model.aspp_rates)
     if not rates or any(not isinstance(r, int) or r < 1 for r in rates):
         raise ConfigError(f"model.aspp_rates={rates!r} must be positive integers, e.g. (1, 2, 3)")
@@ -96,6 +123,11 @@ def validate(config) -> None:
     if config.classifier.probe_workdir and config.classifier.tasks:
         _probe_results(config.classifier.probe_workdir)
     if config.segmentation.enabled and config.segmentation.init_workdir:
+        if config.model.init_from:
+            raise ConfigError(
+                "set one of segmentation.init_workdir (an earlier attack's trained model) and "
+                "model.init_from (converted weights), not both"
+            )
         for seed in training.seeds(config):
             run_dir = _init_run_dir(config.segmentation.init_workdir, seed)
             if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
@@ -110,9 +142,13 @@ def run(config, workdir: str) -> dict:
     """Attacks the segmentation model and the GAPNet classifiers; writes results and report."""
     mesh, dataset = training.start(config, validate)
     started = time.time()
-    runs = []
+    runs, extra = [], {}
     if config.segmentation.enabled:
-        runs += _segmentation_runs(config, dataset, mesh, workdir)
+        data = _segmentation_data(config, dataset)
+        extra["segmentation_data"] = training.dataset_summary(
+            data, image_shape=list(data.train_images.shape[1:]), ignore_label=data.ignore_label
+        )
+        runs += _segmentation_runs(config, data, mesh, workdir)
     if config.classifier.tasks:
         runs += _classifier_runs(config, mesh, workdir)
     segmentation_runs = [r for r in runs if r["model"] == "segmentation"]
@@ -123,6 +159,7 @@ def run(config, workdir: str) -> dict:
         summary=summarise(runs),
         started=started,
         dataset=training.dataset_summary(dataset),
+        **extra,
         region_effects=region_effects(segmentation_runs) if segmentation_runs else [],
     )
     if jax.process_index() == 0:
@@ -133,27 +170,42 @@ def run(config, workdir: str) -> dict:
 # --- segmentation ---------------------------------------------------------------------------
 
 
-def _segmentation_runs(config, dataset, mesh, workdir) -> list:
-    s, m = config.segmentation, config.model
-    try:
-        splits = segmentation.make_splits(
-            dataset,
-            seed=s.data_seed,
-            num_train=s.num_train,
-            num_test=s.num_test,
-            canvas_size=s.canvas_size,
-            digits_per_canvas=s.digits_per_canvas,
-            left_fraction=s.left_fraction,
-            label_radius=s.label_radius,
+def _segmentation_data(config, digits) -> segmentation.SegmentationData:
+    """The configured dataset: canvases of the `digits` dataset, or Cityscapes."""
+    s = config.segmentation
+    if s.dataset == "cityscapes":
+        data = cityscapes.load(
+            data_dir=os.path.expanduser(s.data_dir) or None,
+            image_size=tuple(s.image_size),
+            max_examples=s.max_examples,
         )
-    except ValueError as e:
-        raise ConfigError(f"segmentation: {e}") from e
-    data = types.SimpleNamespace(
-        train_images=splits["train_images"], train_labels=splits["train_masks"]
-    )
+    else:
+        try:
+            data = segmentation.digit_data(
+                digits,
+                seed=s.data_seed,
+                num_train=s.num_train,
+                num_test=s.num_test,
+                canvas_size=s.canvas_size,
+                digits_per_canvas=s.digits_per_canvas,
+                left_fraction=s.left_fraction,
+                label_radius=s.label_radius,
+            )
+        except ValueError as e:
+            raise ConfigError(f"segmentation: {e}") from e
+    if len(data.train_labels) < config.train.batch_size:
+        raise ConfigError(
+            f"train.batch_size={config.train.batch_size} exceeds the {len(data.train_labels)} "
+            f"training images of {data.name}"
+        )
+    return data
+
+
+def _segmentation_runs(config, data, mesh, workdir) -> list:
+    s, m = config.segmentation, config.model
     model = models.build_segmentation_model(
         m.name,
-        num_classes=segmentation.NUM_CLASSES,
+        num_classes=data.num_classes,
         width=m.width,
         stem=m.stem,
         padding=m.padding,
@@ -169,12 +221,17 @@ def _segmentation_runs(config, dataset, mesh, workdir) -> list:
         model=model,
         tx=engine.make_optimizer(config.optim, num_steps),
         num_steps=num_steps,
-        train_step=engine.compile_train_step(segmentation_objective, mesh),
+        train_step=engine.compile_train_step(
+            functools.partial(segmentation_objective, ignore_label=data.ignore_label), mesh
+        ),
         eval_step=engine.compile_eval_step(
-            functools.partial(region_eval, num_classes=segmentation.NUM_CLASSES), mesh
+            functools.partial(
+                region_eval, num_classes=data.num_classes, ignore_label=data.ignore_label
+            ),
+            mesh,
         ),
     )
-    input_shape = (1, *splits["train_images"].shape[1:])
+    input_shape = (1, *data.train_images.shape[1:])
     runs = []
     for seed in training.seeds(config):
         if s.init_workdir:
@@ -192,7 +249,7 @@ def _segmentation_runs(config, dataset, mesh, workdir) -> list:
                 workdir=workdir,
                 fingerprint={"segmentation": _data_fingerprint(s)},
             )
-        test = {"image": splits["test_images"], "label": splits["test_masks"]}
+        test = {"image": data.test_images, "label": data.test_labels}
         target = Target(kind, state, config, mesh, test, 0, _segmentation_metrics)
         runs.append(
             {
@@ -209,7 +266,9 @@ def _segmentation_runs(config, dataset, mesh, workdir) -> list:
 
 
 def _data_fingerprint(s) -> dict:
-    return {k: v for k, v in s.to_dict().items() if k not in ("init_workdir", "enabled")}
+    # Where the data lives does not change the run; what it is does.
+    skip = ("init_workdir", "enabled", "data_dir")
+    return {k: v for k, v in s.to_dict().items() if k not in skip}
 
 
 def _init_run_dir(path: str, seed: int) -> str:
@@ -226,14 +285,16 @@ def _segmentation_metrics(sums) -> dict:
 
 
 def _segmentation_example(target, ablations: dict) -> dict:
-    """Predictions for the first test canvas, clean and under each ablation."""
+    """Predictions for the first test image, clean and under each ablation; every `step`-th
+    pixel of large images, so that results.json stays small."""
     x = target.test["image"][:1]
+    step = -(-x.shape[2] // _EXAMPLE_WIDTH)
     predict = jax.jit(lambda v, a: jnp.argmax(target.state.apply_fn(v, x, False, a)[0], -1))
     return {
-        "image": x[0, ..., 0].round(3).tolist(),
-        "label": target.test["label"][0].tolist(),
+        "image": x[0, ::step, ::step, 0].round(3).tolist(),
+        "label": target.test["label"][0][::step, ::step].tolist(),
         "predictions": {
-            name: np.asarray(predict(target.state.variables, a))[0].tolist()
+            name: np.asarray(predict(target.state.variables, a))[0, ::step, ::step].tolist()
             for name, a in ablations.items()
         },
     }

@@ -1,6 +1,7 @@
 """What every experiment does around the engine: load data, train one seed, batch the test split."""
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable
@@ -9,12 +10,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from gpj import engine, models
 from gpj.analysis import scores
 from gpj.data import batches, sources
+from gpj.engine import pretrained
+from gpj.errors import CheckpointError, ConfigError
 from gpj.provenance import environment
-from gpj.validation import check_choice, check_positive, check_range
+from gpj.validation import check_choice, check_positive, check_range, field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +51,6 @@ def validate_common(config) -> None:
         "model.width",
         "model.bn_momentum",
         "optim.learning_rate",
-        "train.num_epochs",
         "train.batch_size",
         "train.log_every",
         "train.checkpoint_every",
@@ -57,6 +60,46 @@ def validate_common(config) -> None:
         check_positive(config, path)
     check_range(config, "model.bn_momentum", 0.0, 0.999999)
     check_range(config, "data.test_fraction", 0.01, 0.99)
+    validate_init_from(config)
+
+
+# Config fields that set the shapes of a model's weights: converted weights need the same values.
+_SHAPE_FIELDS = ("model.name", "model.width", "model.aspp_features")
+
+
+def validate_init_from(config) -> None:
+    """`model.init_from` is a readable converted folder that fits the model's shapes.
+
+    `train.num_epochs` must be positive, or 0 with `model.init_from` (evaluate as loaded).
+    """
+    init_from = config.model.init_from
+    if not (init_from and config.train.num_epochs == 0):
+        try:
+            check_positive(config, "train.num_epochs")
+        except ConfigError as e:
+            raise ConfigError(
+                f"{e} (0, to evaluate without training, needs model.init_from)"
+            ) from None
+    if not init_from:
+        return
+    try:
+        info = pretrained.read_info(init_from)
+    except CheckpointError as e:
+        raise ConfigError(f"model.init_from={init_from!r}: {e}") from e
+    for path in _SHAPE_FIELDS:
+        wanted = info.get("config", {}).get(path)
+        if wanted is not None and _field_or_none(config, path) not in (None, wanted):
+            raise ConfigError(
+                f"model.init_from={init_from!r} holds {info['arch']} weights, which need "
+                f"{path}={wanted!r}; the config has {field(config, path)!r}"
+            )
+
+
+def _field_or_none(config, path: str):
+    try:
+        return field(config, path)
+    except (KeyError, AttributeError):
+        return None
 
 
 def load_data(config) -> sources.ImageDataset:
@@ -102,6 +145,8 @@ def train_seed(config, kind: RunKind, *, dataset, seed, input_shape, mesh, workd
     """
     run_dir = os.path.join(workdir, kind.name, f"seed{seed}")
     state = engine.create_state(kind.model, kind.tx, input_shape, seed, mesh)
+    if config.model.init_from:
+        state = start_from_converted(state, config, run_dir, train=kind.num_steps > 0)
     n = len(dataset.train_labels)
     pid, pcount = jax.process_index(), jax.process_count()
 
@@ -133,6 +178,67 @@ def train_seed(config, kind: RunKind, *, dataset, seed, input_shape, mesh, workd
         desc=f"{kind.name} seed {seed}",
     )
     return state, history, time.time() - started, run_dir
+
+
+def start_from_converted(state, config, run_dir: str, *, train: bool):
+    """`state` with the converted weights of `model.init_from`, saying what it took.
+
+    The backbone always comes from the converted weights; a head, ASPP or classifier when they
+    hold it with the same shapes, else it keeps its random init (e.g. a classifier for another
+    class count). What was taken, what starts fresh and the converted model's settings that
+    differ from the config (a stem or padding changed on purpose) are logged and written to
+    `run_dir/init_from.json`.
+
+    Raises:
+      CheckpointError: the backbone does not fit, or `train` is False (evaluation only) and some
+        part of the model would keep its random init.
+    """
+    path = config.model.init_from
+    try:
+        state, summary, info = pretrained.init_state(state, path)
+    except CheckpointError as e:
+        raise CheckpointError(f"model.init_from={path!r}: {e}") from e
+    differs = {}
+    for key, converted in info.get("config", {}).items():
+        current = _field_or_none(config, key)
+        if current is not None and _as_list(current) != _as_list(converted):
+            differs[key] = {"converted": converted, "config": _as_list(current)}
+    if not train and summary["fresh"]:
+        raise CheckpointError(
+            f"train.num_epochs=0 evaluates the model as loaded, but model.init_from={path!r} "
+            f"({info['arch']}, {info.get('num_classes')} classes) has no weights for its "
+            f"{', '.join(summary['fresh'])}; train it (train.num_epochs > 0) or convert a model "
+            "that has them"
+        )
+    logging.warning(
+        "model.init_from=%s (%s): loaded %s; random init: %s; converted but unused: %s%s",
+        path,
+        info["arch"],
+        ", ".join(summary["loaded"]),
+        ", ".join(summary["fresh"]) or "none",
+        ", ".join(summary["unused"]) or "none",
+        "".join(
+            f"; {k} is {v['config']!r}, converted with {v['converted']!r}"
+            for k, v in differs.items()
+        ),
+    )
+    if jax.process_index() == 0:
+        record = {
+            "path": os.path.abspath(os.path.expanduser(path)),
+            "arch": info["arch"],
+            "source": info.get("source"),
+            **summary,
+            "differs": differs,
+        }
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "init_from.json"), "w") as f:
+            json.dump(record, f, indent=1)
+    return state
+
+
+def _as_list(value):
+    """Tuples (config) and lists (JSON) compare equal."""
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def dataset_summary(dataset, **extra) -> dict:

@@ -127,10 +127,21 @@ def table(results: dict) -> str:
 def markdown(results: dict, figures) -> str:
     c = results["config"]
     s, m, a = c["segmentation"], c["model"], c["attack"]
+    if "segmentation_data" in results and s["dataset"] == "cityscapes":
+        d = results["segmentation_data"]
+        data = (
+            f"Cityscapes: {d['num_train']} train / {d['num_test']} validation images resized to "
+            f"{d['image_shape'][0]}×{d['image_shape'][1]} px, {d['num_classes']} classes "
+            f"(label {d['ignore_label']} ignored), ImageNet-normalised."
+        )
+    else:
+        data = (
+            f"{s['num_train']} train / {s['num_test']} test canvases of "
+            f"{s['canvas_size']}×{s['canvas_size']} px, {s['digits_per_canvas']} digits each, "
+            f"{100 * s['left_fraction']:.0f}% of them centred in the left half."
+        )
     settings = (
-        f"Segmentation data: {s['num_train']} train / {s['num_test']} test canvases of "
-        f"{s['canvas_size']}×{s['canvas_size']} px, {s['digits_per_canvas']} digits each, "
-        f"{100 * s['left_fraction']:.0f}% of them centred in the left half. Model: DeepLabv3 "
+        f"Segmentation data: {data} Model: DeepLabv3 "
         f"(`{m['name']}` width {m['width']}, output stride {m['output_stride']}, ASPP rates "
         f"{tuple(m['aspp_rates'])}). Channels are ablated ({a['fill']} fill) at the backbone "
         f"output; {a['num_random']} random channel sets per N. Scores are computed on the test "
@@ -229,7 +240,10 @@ def _example_figure(example, workdir) -> str:
     fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.5))
     for ax, (title, image, cmap) in zip(axes, panels, strict=True):
         kwargs = {} if cmap == "gray" else {"vmin": 0, "vmax": 19}
-        ax.imshow(np.asarray(image), cmap=cmap, interpolation="nearest", **kwargs)
+        image = np.asarray(image)
+        if cmap != "gray":  # ignored pixels (255) are left blank
+            image = np.ma.masked_greater(image, 19)
+        ax.imshow(image, cmap=cmap, interpolation="nearest", **kwargs)
         ax.set_title(title, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
