@@ -2,43 +2,43 @@
 
 import json
 import os
-import socket
+import subprocess
+import sys
 
 import numpy as np
-from conftest import assert_bad_configs_fail_fast, gpj_command
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import ROOT, assert_bad_configs_fail_fast
 
 
 def test_two_processes_match_one_process_and_write_one_result(tiny_probe, tmp_path):
     """The tiny probe's GAPNet, trained by 2 processes of 4 CPU devices each, against the shared
     1-process run on 8 devices: same global batch, seed and device count, only the processes
-    differ. Each process feeds its own half of every batch; CPU collectives go through gloo."""
+    differ. Each process feeds its own half of every batch; CPU collectives go through gloo.
+    Started by launch/local_multiprocess.sh, which prefixes process 1's lines."""
     one_process, _ = tiny_probe
     workdir = tmp_path / "two"
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    address = f"127.0.0.1:{free_port()}"
-    procs = [
-        gpj_command(
-            "gpj.main",
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "PYTHON": sys.executable,
+    }
+    proc = subprocess.run(
+        [
+            "bash",
+            "launch/local_multiprocess.sh",
+            "2",
             "--config=configs/probe.py:tiny",
             "--config.runs=('gapnet:location',)",
             f"--workdir={workdir}",
-            f"--coordinator_address={address}",
-            "--num_processes=2",
-            f"--process_id={i}",
-            env=env,
-        )
-        for i in range(2)
-    ]
-    outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err[-3000:]
-    assert "| GAPNet |" in outputs[0][0] and "| GAPNet |" not in outputs[1][0]
+        ],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("| GAPNet |") == 1 and "[process 1]" in proc.stderr
     assert [p.name for p in workdir.rglob("results.json")] == ["results.json"]
 
     two = json.loads((workdir / "results.json").read_text())
