@@ -12,7 +12,9 @@ object tasks. Both are attacked at the backbone output. Reuse trained models wit
 
 `:cityscapes` trains DeepLabv3-ResNet50 (output stride 16) on Cityscapes read from a prepared tfds
 dataset (`python -m gpj.prepare cityscapes`, see gpj/prepare.py), at 512×1024 and ImageNet-
-normalised; `--config.segmentation.max_examples=16` makes a smoke run of it.
+normalised; `--config.segmentation.max_examples=16` makes a smoke run of it. The authors' own
+model: `python -m gpj.convert --arch=deeplabv3_resnet50 --torch_checkpoint=FILE --out=DIR`, then
+`--config.model.init_from=DIR --config.train.num_epochs=0` attacks it without training.
 """
 
 import importlib.util
