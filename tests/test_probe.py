@@ -95,7 +95,7 @@ BAD_CONFIGS = {
     "epochs": (["--config.train.num_epochs=0"], "train.num_epochs=0 must be a positive number"),
     "preset": (
         ["--config=configs/probe.py:tiny,huge"],
-        "unknown preset 'huge'; valid presets: cifar10, tiny, vgg16",
+        "unknown preset 'huge'; valid presets: cifar10, imagenette, tiny, vgg16",
     ),
     "field": (["--config.model.depth=3"], "--config.model.depth: the config has no field 'depth'"),
     "workdir": (["--workdir=/proc/gpj"], "--workdir=/proc/gpj is not writable"),
