@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from gpj.data.segmentation import IGNORE_LABEL, SegmentationData, Uint8Rows
-from gpj.data.sources import import_tfds, prepare_command
+from gpj.data.sources import import_tfds, prepare_command, prepared_builder
 from gpj.errors import DataError
 
 TFDS_NAME = "cityscapes/semantic_segmentation"
@@ -109,14 +109,15 @@ def load(
     if max_examples < 0:
         raise DataError(f"Cityscapes max_examples={max_examples} must be 0 (all) or positive")
     tf, tfds = import_tfds("cityscapes")
-    builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
-    if not builder.is_prepared():
-        where = builder.data_dir_root
-        raise DataError(
-            f"Cityscapes is not prepared in {where} (no dataset_info.json in {builder.data_path}); "
-            f"gpj never downloads: {manual_instructions(where)}; or use the embedded "
-            f"segmentation.dataset=digits."
-        )
+    builder = prepared_builder(
+        tfds,
+        TFDS_NAME,
+        data_dir,
+        "Cityscapes",
+        lambda where: (
+            f"{manual_instructions(where)}; or use the embedded segmentation.dataset=digits."
+        ),
+    )
     arrays = {}
     for split, tfds_split in SPLITS.items():
         if max_examples:

@@ -125,6 +125,22 @@ def import_tfds(name: str):
     return tf, tfds
 
 
+def prepared_builder(tfds, tfds_name: str, data_dir: str | None, what: str, advice):
+    """The tfds builder of a dataset already prepared in `data_dir`; gpj never downloads.
+
+    Raises:
+      DataError: it is not prepared; the message ends with `advice(data_dir_root)`.
+    """
+    builder = tfds.builder(tfds_name, data_dir=data_dir)
+    if not builder.is_prepared():
+        where = builder.data_dir_root
+        raise DataError(
+            f"{what} is not prepared in {where} (no dataset_info.json in {builder.data_path}); "
+            f"gpj never downloads. {advice(where)}"
+        )
+    return builder
+
+
 def prepare_command(name: str, tfds_name: str, data_dir: str, extra: str = "") -> str:
     """The commands that build a tfds dataset into `data_dir`, for error messages."""
     return (
@@ -137,15 +153,16 @@ def _tfds(name: str, data_dir: str | None, image_size: int):
     """Train and test splits of a prepared tfds dataset in [0, 1]; refuses to download."""
     tf, tfds = import_tfds(name)
     tfds_name, test_split = TFDS_NAMES[name]
-    builder = tfds.builder(tfds_name, data_dir=data_dir)
-    if not builder.is_prepared():
-        where = builder.data_dir_root
-        raise DataError(
-            f"Dataset {name!r} is not prepared in {where} (no dataset_info.json in "
-            f"{builder.data_path}); gpj never downloads. Prepare it on a machine with internet: "
-            f"{prepare_command(name, tfds_name, where)}, then copy that folder here; or use the "
-            f"embedded default data.name=digits."
-        )
+    builder = prepared_builder(
+        tfds,
+        tfds_name,
+        data_dir,
+        f"Dataset {name!r}",
+        lambda where: (
+            f"Prepare it on a machine with internet: {prepare_command(name, tfds_name, where)}, "
+            "then copy that folder here; or use the embedded default data.name=digits."
+        ),
+    )
     fixed_size = builder.info.features["image"].shape[0] is not None
     splits = []
     for split in ("train", test_split):
