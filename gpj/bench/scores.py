@@ -1,29 +1,17 @@
-"""Benchmarks, each measured side by side in one run: `python -m gpj.bench [--only=NAME,...]`.
+"""`scores`: the one-pass position-score sweep vs a per-image loop in the official code's style.
 
-  scores  the one-pass position-score sweep vs a per-image loop in the style of the official
-          code (batch 1: each image, then its flip, through the model; latents collected and
-          reduced on the host), run eagerly as the official code runs, and the same loop jitted;
-          same model, weights and images; warm-up (compilation) excluded.
-
-Results are printed as a table and, with --out, written as JSON ({name: {metric: value}}).
+The loop takes batch 1 (each image, then its flip, through the model; latents collected and
+reduced on the host) and runs eagerly, as the official code runs; the same loop jitted is the
+fastest a batch-1 loop gets. Same model, weights and images; warm-up (compilation) excluded.
 """
-
-import os
-import sys
-import time
 
 import jax
 import numpy as np
-from absl import app, flags, logging
 
 from gpj import engine, models
 from gpj.analysis import scores
+from gpj.bench.timing import interleaved_rates
 from gpj.data import batches, segmentation, sources
-from gpj.report.common import markdown_table, write_json
-
-_ONLY = flags.DEFINE_list("only", [], "Benchmarks to run (default: all): " + "scores")
-_OUT = flags.DEFINE_string("out", None, "Write the results to this JSON file.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions of each side (median kept).")
 
 
 def _segmentation_setup(num_images: int = 480, canvas_size: int = 48):
@@ -64,7 +52,7 @@ def _per_image_scores(apply, variables, images) -> tuple[np.ndarray, np.ndarray]
     return np.abs(diffs).mean(0), diffs.mean(0)
 
 
-def bench_scores(repeats: int, eager_images: int = 48) -> dict:
+def run(repeats: int, eager_images: int = 48) -> dict:
     """The sweep against two per-image loops: eager (op by op, as the official PyTorch code runs)
     on the first `eager_images` images, and jitted (the fastest a batch-1 loop gets)."""
     model, variables, images = _segmentation_setup()
@@ -97,15 +85,7 @@ def bench_scores(repeats: int, eager_images: int = 48) -> dict:
     }
     swept = run_sweep(images[:eager_images])  # the same images through both: same scores?
     looped = sides["eager_loop"][0]()
-    for fn, _ in sides.values():  # warm-up: compilation is not timed
-        jax.block_until_ready(fn())
-    times = {name: [] for name in sides}
-    for _ in range(repeats):  # interleaved, so every side sees the same machine state
-        for name, (fn, _) in sides.items():
-            started = time.perf_counter()
-            jax.block_until_ready(fn())
-            times[name].append(time.perf_counter() - started)
-    rate = {name: n / float(np.median(times[name])) for name, (_, n) in sides.items()}
+    rate = interleaved_rates(sides, repeats)
     return {
         "ratio": rate["sweep"] / rate["eager_loop"],
         "ratio_vs_jitted_loop": rate["sweep"] / rate["jitted_loop"],
@@ -121,35 +101,3 @@ def bench_scores(repeats: int, eager_images: int = 48) -> dict:
         "model": "DeepLabv3 resnet18 width 0.25, output stride 8, 48x48 digit canvases",
         "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
     }
-
-
-BENCHMARKS = {"scores": bench_scores}
-
-
-def main(argv):
-    del argv
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    unknown = [name for name in _ONLY.value if name not in BENCHMARKS]
-    if _REPEATS.value < 1:
-        sys.exit(f"error: --repeats={_REPEATS.value} must be at least 1")
-    if unknown:
-        sys.exit(
-            f"error: unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
-        )
-    results = {}
-    for name in _ONLY.value or list(BENCHMARKS):
-        results[name] = BENCHMARKS[name](_REPEATS.value)
-        if _OUT.value:  # written after each benchmark, so a later failure loses nothing
-            os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-            write_json(results, _OUT.value)
-    rows = [
-        [name, key, f"{v:.4g}" if isinstance(v, float) else v]
-        for name, metrics in results.items()
-        for key, v in metrics.items()
-    ]
-    print(markdown_table(["benchmark", "metric", "value"], rows))
-
-
-if __name__ == "__main__":
-    app.run(main)

@@ -1,0 +1,52 @@
+"""Benchmarks, each measured side by side in one run: `python -m gpj.bench [--only=NAME,...]`.
+
+  train          gpj's GAPNet ResNet-18 train step vs the official code's PyTorch model
+  scores         the one-pass position-score sweep vs a per-image loop
+  canvas         device-side canvas construction vs a per-sample Python loop
+  probe_default  wall time and peak memory of the default main job
+
+Results are printed as a table and, with --out, written as JSON ({name: {metric: value}}).
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from gpj.bench import scores
+from gpj.report.common import markdown_table, write_json
+
+BENCHMARKS = {"scores": scores.run}
+
+_ONLY = flags.DEFINE_list("only", [], "Benchmarks to run (default: all): " + ", ".join(BENCHMARKS))
+_OUT = flags.DEFINE_string("out", None, "Write the results to this JSON file.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions of each side (median kept).")
+
+
+def main(argv):
+    del argv
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    unknown = [name for name in _ONLY.value if name not in BENCHMARKS]
+    if _REPEATS.value < 1:
+        sys.exit(f"error: --repeats={_REPEATS.value} must be at least 1")
+    if unknown:
+        sys.exit(
+            f"error: unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
+        )
+    results = {}
+    for name in _ONLY.value or list(BENCHMARKS):
+        results[name] = BENCHMARKS[name](_REPEATS.value)
+        if _OUT.value:  # written after each benchmark, so a later failure loses nothing
+            os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+            write_json(results, _OUT.value)
+    rows = [
+        [name, key, f"{v:.4g}" if isinstance(v, float) else v]
+        for name, metrics in results.items()
+        for key, v in metrics.items()
+    ]
+    print(markdown_table(["benchmark", "metric", "value"], rows))
+
+
+if __name__ == "__main__":
+    app.run(main)
