@@ -85,10 +85,12 @@ class PaddedConv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
         height, width = x.shape[1:3]
         pad = 0 if self.padding == "valid" else self.dilation * (k - 1) // 2
-        if pad:
+        # Zeros are the convolution's own padding: no padded copy of x, forward or backward.
+        conv_pad = pad if PAD_MODES.get(self.padding) == "constant" else 0
+        if pad and not conv_pad:
             x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=PAD_MODES[self.padding])
         span = self.dilation * (k - 1) + 1
-        if min(x.shape[1:3]) < span:
+        if min(height, width) + 2 * pad < span:
             # XLA would silently return an empty map, and its global mean would be NaN.
             raise ValueError(
                 f"input {height}x{width} is too small for a {k}x{k} kernel (dilation {self.dilation}) "
@@ -99,7 +101,7 @@ class PaddedConv(nn.Module):
             x,
             kernel,
             window_strides=(self.strides, self.strides),
-            padding="VALID",
+            padding=((conv_pad, conv_pad), (conv_pad, conv_pad)),
             rhs_dilation=(self.dilation, self.dilation),
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
