@@ -30,6 +30,12 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run (explicit).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (explicit).")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices",
+    0,
+    "Single-process CPU runs: XLA devices to split the cores into (0: one per core, as the "
+    "batch sizes allow); a device count in XLA_FLAGS wins.",
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -80,7 +86,7 @@ def main(argv):
     import jax  # after flag parsing: keeps --help fast
 
     from gpj import report
-    from gpj.engine import distributed
+    from gpj.engine import cpu_devices, distributed
     from gpj.experiments import EXPERIMENTS
 
     if not flags.FLAGS["verbosity"].present:
@@ -107,6 +113,11 @@ def main(argv):
             raise ConfigError(
                 f"experiment={experiment!r} is not valid; choose one of: {', '.join(EXPERIMENTS)}"
             )
+        # Before any JAX computation: the CPU backend's device count is fixed at its start.
+        single_process = _DISTRIBUTED.value == "none" and _COORDINATOR.value is None
+        if single_process:
+            batch_sizes = (config.train.batch_size, config.eval.batch_size)
+            cpu_devices.split_cpu(tuple(b for b in batch_sizes if b), _CPU_DEVICES.value)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         workdir = prepare_workdir(_WORKDIR.value or os.path.join("runs", f"{experiment}-{stamp}"))
         results = EXPERIMENTS[experiment](config, workdir)

@@ -3,15 +3,19 @@
 import functools
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from conftest import gpj_command
 
 from gpj import engine, models
 from gpj.data import batches, sources
+from gpj.engine import cpu_devices
 from gpj.errors import CheckpointError, ConfigError, TrainingDiverged
 from gpj.experiments.probe import canvas_objective, every_cell_eval
 
@@ -252,3 +256,50 @@ def test_cosine_schedule_with_warmup_and_weight_decay():
         lrs.append(-float(updates["w"]) / 0.1)  # zero gradient: the update is -lr * wd * w
     expected = [0.0, 0.5] + [0.5 * (1 + np.cos(np.pi * k / 8)) for k in range(8)]
     np.testing.assert_allclose(lrs, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "batch_sizes, cores, expected",
+    [((48, 120), 2, 2), ((48, 120), 16, 12), ((45, 120), 2, 1), ((32, 200), 8, 8)],
+)
+def test_cpu_devices_divide_every_batch_size(batch_sizes, cores, expected):
+    assert cpu_devices.devices_for(batch_sizes, cores) == expected
+
+
+_SHOW_DEVICES = (
+    "from gpj.engine import cpu_devices; import jax, sys; "
+    "print(cpu_devices.split_cpu((48, 120), int(sys.argv[1])), jax.device_count())"
+)
+
+
+@pytest.mark.parametrize("requested", [0, 3])
+def test_split_cpu_sets_the_device_count_before_jax_starts(requested):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run(
+        [sys.executable, "-c", _SHOW_DEVICES, str(requested)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    expected = requested or cpu_devices.devices_for((48, 120), cpu_devices.cpu_cores())
+    assert out == [str(expected), str(expected)]
+
+
+def test_a_device_count_in_xla_flags_wins():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=5"}
+    out = subprocess.run(
+        [sys.executable, "-c", _SHOW_DEVICES, "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["None", "5"]
+
+
+def test_negative_cpu_devices_is_refused_in_one_line():
+    proc = gpj_command("gpj.main", "--config=configs/probe.py:tiny", "--cpu_devices=-1")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert err.strip() == "error: --cpu_devices=-1 must be 0 (one per core) or positive"
