@@ -174,9 +174,3 @@ BAD_CONFIGS = {
 
 def test_every_bad_attack_config_fails_fast_with_one_clear_line(tmp_path):
     assert_bad_configs_fail_fast("configs/attack.py:tiny", BAD_CONFIGS, tmp_path)
-
-
-def test_bench_refuses_an_unknown_benchmark():
-    proc = gpj_command("gpj.bench", "--only=scores,warp")
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and "unknown benchmark warp; choose from scores" in err

@@ -13,14 +13,26 @@ import sys
 
 from absl import app, flags, logging
 
-from gpj.bench import scores
+from gpj.bench import canvas, probe_default, scores, train
+from gpj.engine import cpu_devices
+from gpj.errors import ConfigError
 from gpj.report.common import markdown_table, write_json
 
-BENCHMARKS = {"scores": scores.run}
+BENCHMARKS = {
+    "train": train.run,
+    "scores": scores.run,
+    "canvas": canvas.run,
+    "probe_default": probe_default.run,
+}
 
 _ONLY = flags.DEFINE_list("only", [], "Benchmarks to run (default: all): " + ", ".join(BENCHMARKS))
 _OUT = flags.DEFINE_string("out", None, "Write the results to this JSON file.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions of each side (median kept).")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 0, "XLA CPU devices to split the cores into (0: one per core), as gpj.main."
+)
+# The batch sizes the benchmarks split over the devices: the train step's and the sweep's.
+_BATCH_SIZES = (train.BATCH_SIZE, scores.SWEEP_BATCH_SIZE)
 
 
 def main(argv):
@@ -34,6 +46,10 @@ def main(argv):
         sys.exit(
             f"error: unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
         )
+    try:
+        cpu_devices.split_cpu(_BATCH_SIZES, _CPU_DEVICES.value)
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
     results = {}
     for name in _ONLY.value or list(BENCHMARKS):
         results[name] = BENCHMARKS[name](_REPEATS.value)

@@ -13,6 +13,8 @@ from gpj.analysis import scores
 from gpj.bench.timing import interleaved_rates
 from gpj.data import batches, segmentation, sources
 
+SWEEP_BATCH_SIZE = 120
+
 
 def _segmentation_setup(num_images: int = 480, canvas_size: int = 48):
     """The default attack's model (random weights) and test canvases."""
@@ -57,7 +59,7 @@ def run(repeats: int, eager_images: int = 48) -> dict:
     on the first `eager_images` images, and jitted (the fastest a batch-1 loop gets)."""
     model, variables, images = _segmentation_setup()
     mesh = engine.make_mesh()
-    batch_size = 120
+    batch_size = SWEEP_BATCH_SIZE
     channels = {"latent": model.apply(variables, images[:1], train=False)[1]["latent"].shape[-1]}
     sweep = scores.compile_sweep(model.apply, mesh)
 

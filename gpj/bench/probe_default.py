@@ -1,0 +1,81 @@
+"""`probe_default`: wall time and peak memory of the default main job.
+
+Runs `python -m gpj.main --config=configs/probe.py` in a fresh temporary workdir (deleted
+afterwards), once: it takes minutes, so the `repeats` of the other benchmarks do not apply. Wall
+time is the child's, start to exit; peak memory is the largest resident set of that child (and of
+any process it waited for), read from `os.wait4`, so children this process ran before do not count.
+"""
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import gpj
+
+CONFIG = os.path.join("configs", "probe.py")
+GOAL_WALL_S = 300
+GOAL_PEAK_RSS_GIB = 3.0
+
+
+def _repository_root() -> str:
+    """The folder holding `configs/probe.py`: gpj's repository, else the current directory."""
+    for root in (os.path.dirname(os.path.dirname(os.path.abspath(gpj.__file__))), os.getcwd()):
+        if os.path.isfile(os.path.join(root, CONFIG)):
+            return root
+    sys.exit(
+        f"error: {CONFIG} not found in gpj's repository or the current directory; "
+        "run from the repository root"
+    )
+
+
+def _run_child(argv: list[str], cwd: str) -> tuple[float, resource.struct_rusage, int, str]:
+    """Runs `argv` to its end: (wall seconds, its rusage, its exit code, its stderr)."""
+    with tempfile.TemporaryFile("w+") as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        wall_s = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        stderr.seek(0)
+        return wall_s, usage, proc.returncode, stderr.read()
+
+
+def run(repeats: int, args=()) -> dict:
+    """Runs the job once (`repeats` is ignored). `args` go after the default arguments; one of
+    the form `--config=...` replaces the default config (e.g. `--config=configs/probe.py:tiny`)."""
+    del repeats
+    root = _repository_root()
+    args = list(args)
+    config = [] if any(a.startswith("--config=") for a in args) else [f"--config={CONFIG}"]
+    workdir = tempfile.mkdtemp(prefix="gpj-probe-default-")
+    try:
+        argv = ["-m", "gpj.main", *config, *args]
+        wall_s, usage, code, err = _run_child(
+            [sys.executable, *argv, f"--workdir={workdir}"], cwd=root
+        )
+        if code != 0:
+            tail = "\n".join(err.strip().splitlines()[-10:])
+            sys.exit(f"error: the probe job failed (exit {code}):\n{tail}")
+        with open(os.path.join(workdir, "results.json")) as f:
+            results = json.load(f)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    peak_rss_gib = usage.ru_maxrss / 2**20  # KiB on Linux
+    accuracy = {
+        f"accuracy_{row['head']}_{row['task']}": row["accuracy"]["mean"]
+        for row in results.get("summary", [])
+    }
+    return {
+        "wall_s": wall_s,
+        "peak_rss_gib": peak_rss_gib,
+        "goal_wall_s": GOAL_WALL_S,
+        "goal_peak_rss_gib": GOAL_PEAK_RSS_GIB,
+        "met": wall_s <= GOAL_WALL_S and peak_rss_gib <= GOAL_PEAK_RSS_GIB,
+        "command": " ".join(["python", *argv, "--workdir=<tmp>"]),
+        **accuracy,
+    }
