@@ -27,7 +27,7 @@ BENCHMARKS = {
 
 _ONLY = flags.DEFINE_list("only", [], "Benchmarks to run (default: all): " + ", ".join(BENCHMARKS))
 _OUT = flags.DEFINE_string("out", None, "Write the results to this JSON file.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions of each side (median kept).")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions of each side (median kept).")
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", 0, "XLA CPU devices to split the cores into (0: one per core), as gpj.main."
 )
