@@ -16,6 +16,7 @@ import os
 import time
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 
@@ -53,7 +54,7 @@ def count_flops(jaxpr) -> int:
             total += _conv_flops(eqn)
         elif eqn.primitive.name == "dot_general":
             total += _dot_flops(eqn)
-        for sub in jax.core.jaxprs_in_params(eqn.params):
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
             total += count_flops(sub)
     return total
 
