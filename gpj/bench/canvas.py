@@ -13,13 +13,12 @@ there are CPU cores, the number JAX's CPU backend uses. Both sides get the same 
 the `max_abs_diff` check; in the timed runs each side draws its own.
 """
 
-import os
 import random
 
 import jax
 import numpy as np
 
-from gpj.bench.timing import interleaved_rates
+from gpj.bench.timing import interleaved_rates, torch_on_every_core
 from gpj.data import canvas
 
 IMAGE_SIZE = 32
@@ -91,17 +90,11 @@ def run(repeats: int, batch_size: int = 48, big_batch_size: int | None = 480) ->
     (metrics suffixed `_batch_<n>`)."""
     torch = _torch()
     lib = torch if torch is not None else np
-    threads = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(os.cpu_count() or 1)
-    try:
+    with torch_on_every_core(torch):
         result = _compare(lib, batch_size, repeats)
         if big_batch_size is not None:
             big = _compare(lib, big_batch_size, repeats)
             result.update({f"{k}_batch_{big_batch_size}": v for k, v in big.items()})
-    finally:
-        if torch is not None:
-            torch.set_num_threads(threads)
     return {
         **result,
         "batch_size": batch_size,

@@ -12,7 +12,6 @@ the fastest float32 2048x2048 matmul of the same run, timed before PyTorch start
 """
 
 import functools
-import os
 import time
 
 import jax
@@ -21,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gpj import config_sections, engine, models
-from gpj.bench.timing import interleaved_rates
+from gpj.bench.timing import interleaved_rates, torch_on_every_core
+from gpj.engine import cpu_devices
 from gpj.experiments.probe import canvas_objective
 
 BATCH_SIZE = 48
@@ -125,16 +125,12 @@ def run(repeats: int) -> dict:
             "error: the train benchmark compares with PyTorch; install the torch extra "
             "(pip install -e '.[torch]') or leave it out with --only"
         ) from None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)
-    try:
+    with torch_on_every_core(torch):
         peak = _matmul_peak(repeats)  # before torch runs: its idle threads spin for a while
         jax_step, step_flops = _jax_side()
         rate = interleaved_rates(
             {"jax": (jax_step, BATCH_SIZE), "torch": (_torch_side(), BATCH_SIZE)}, repeats
         )
-    finally:
-        torch.set_num_threads(threads)
     gflops = step_flops / BATCH_SIZE * rate["jax"] / 1e9
     return {
         "jax_images_per_s": rate["jax"],
@@ -144,7 +140,7 @@ def run(repeats: int) -> dict:
         "fraction_of_matmul_peak": gflops / (peak / 1e9),
         "matmul_peak_gflops_per_s": peak / 1e9,
         "train_step_gflop": step_flops / 1e9,
-        "torch_threads": os.cpu_count() or 1,
+        "torch_threads": cpu_devices.cpu_cores(),
         "torch_version": torch.__version__,
         "repeats": repeats,
         "model": "GAPNet ResNet-18 (paper stem), 96x96 canvases, batch 48, Adam",
