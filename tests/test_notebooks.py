@@ -9,6 +9,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from gpj import colab
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # notebook: (extra_overrides, the header of the results table its report shows)
@@ -67,6 +69,55 @@ def test_notebook_is_committed_clean(name):
     assert nb.metadata.kernelspec.name == "python3"
 
 
+def test_notebooks_share_one_setup_cell():
+    setups = {read_notebook(name).cells[2].source for name in NOTEBOOKS}
+    (setup,) = setups
+    assert setup.startswith("GPJ_REPO = ") and "colab.install_gpj()" in setup
+
+
+def test_preset_none_picks_cifar10_on_an_accelerator_except_for_attack():
+    for backend in ("tpu", "gpu"):
+        assert colab.choose_preset("probe", None, backend) == "cifar10"
+        assert colab.choose_preset("invariance", None, backend) == "cifar10"
+        assert colab.choose_preset("attack", None, backend) == ""
+    assert [colab.choose_preset(name, None, "cpu") for name in NOTEBOOKS] == ["", "", ""]
+    assert colab.choose_preset("probe", "tiny", "tpu") == "tiny"
+    assert colab.choose_preset("probe", "", "gpu") == ""
+
+
+def test_workdir_is_taken_from_the_checkout():
+    default = colab.resolve_workdir("probe", None)
+    assert os.path.dirname(default) == os.path.join(ROOT, "runs")
+    assert os.path.basename(default).startswith("probe-")
+    assert colab.resolve_workdir("attack", "runs/a") == os.path.join(ROOT, "runs", "a")
+    assert colab.resolve_workdir("attack", "/tmp/a") == "/tmp/a"
+    assert colab.resolve_workdir("attack", "~/a") == os.path.expanduser("~/a")
+
+
+def test_main_args_pass_data_dir_only_for_prepared_presets():
+    data_dir = os.path.expanduser("~/tfds")
+    assert colab.main_args("probe", "cifar10,vgg16", "/w", "~/tfds", ["--config.num_seeds=1"]) == [
+        "--config=configs/probe.py:cifar10,vgg16",
+        "--workdir=/w",
+        f"--config.data.data_dir={data_dir}",
+        "--config.num_seeds=1",
+    ]
+    assert colab.datasets_to_prepare("probe", "imagenette,vgg16") == ["imagenette"]
+    assert colab.datasets_to_prepare("invariance", "imagenette") == []
+    assert colab.datasets_to_prepare("attack", "cityscapes") == []
+    assert colab.main_args("attack", "", "/w", "~/tfds", []) == [
+        "--config=configs/attack.py",
+        "--workdir=/w",
+    ]
+
+
+def test_report_figure_links_become_names():
+    report = "| a |\n![accuracy](accuracy.png)\ntext ![x](y.png)\n"
+    assert colab.unlink_figures(report) == (
+        "| a |\n- `accuracy.png` (shown below)\ntext ![x](y.png)\n"
+    )
+
+
 def execute(name, workdir, overrides, monkeypatch, tmp_path):
     """Runs notebook `name` headlessly with the tiny preset, from the repository root, on CPU."""
     nb = read_notebook(name)
@@ -93,9 +144,9 @@ def test_notebook_runs_tiny_preset_on_cpu(name, tmp_path, monkeypatch):
     nb = execute(name, workdir, overrides, monkeypatch, tmp_path)
 
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
-    (accelerator,) = [c for c in nb.cells if "jax.default_backend()" in c.source]
+    (accelerator,) = [c for c in nb.cells if "colab.show_devices()" in c.source]
     assert "backend:      cpu" in texts(accelerator)
-    (results,) = [c for c in nb.cells if "report.md" in c.source and c.cell_type == "code"]
+    (results,) = [c for c in nb.cells if "colab.show_results(" in c.source]
     assert header in texts(results, "text/markdown")
     figures = sorted(p.name for p in workdir.glob("*.png"))
     shown = [o for o in results.outputs if "image/png" in o.get("data", {})]
