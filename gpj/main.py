@@ -36,6 +36,12 @@ _CPU_DEVICES = flags.DEFINE_integer(
     "Single-process CPU runs: XLA devices to split the cores into (0: one per core, as the "
     "batch sizes allow); a device count in XLA_FLAGS wins.",
 )
+_COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache",
+    None,
+    "Folder of JAX's persistent compilation cache (default: $JAX_COMPILATION_CACHE_DIR, else "
+    "~/.cache/gpj/jax); an empty value disables it.",
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -65,17 +71,20 @@ def parse_flags(argv):
     ) as e:  # a config file that fails to load embeds its traceback: keep the cause
         lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
         message = lines[0] if len(lines) == 1 else f"{argv_flag(argv, '--config')}: {lines[-1]}"
-    except (AttributeError, KeyError) as e:  # ml_collections: an override names no field
+    except Exception as e:  # noqa: BLE001  (whatever the config file raised, said in one line)
         key = str(e).strip("'\"")
         bad = [
             a.split("=")[0]
             for a in argv
             if a.startswith("--config.") and key in a.split("=")[0].split(".")
         ]
-        message = (
-            f"{bad[0] if bad else '--config.' + key}: the config has no field {key!r}; "
-            "see the config file for the fields and their defaults"
-        )
+        if isinstance(e, (AttributeError, KeyError)) and bad:  # an override names no field
+            message = (
+                f"{bad[0]}: the config has no field {key!r}; "
+                "see the config file for the fields and their defaults"
+            )
+        else:  # the config file itself failed to load or to build its config
+            message = f"{argv_flag(argv, '--config')}: {type(e).__name__}: {e}"
     print(f"error: {message}", file=sys.stderr)
     sys.exit(1)
 
@@ -86,7 +95,7 @@ def main(argv):
     import jax  # after flag parsing: keeps --help fast
 
     from gpj import report
-    from gpj.engine import cpu_devices, distributed
+    from gpj.engine import compilation_cache, cpu_devices, distributed
     from gpj.experiments import EXPERIMENTS
 
     if not flags.FLAGS["verbosity"].present:
@@ -102,6 +111,8 @@ def main(argv):
             file=sys.stderr,
         )
         sys.exit(1)
+    cache = _COMPILATION_CACHE.value
+    compilation_cache.enable(compilation_cache.default_dir() if cache is None else cache)
     try:
         distributed.initialize(
             _COORDINATOR.value,
@@ -120,7 +131,7 @@ def main(argv):
             cpu_devices.split_cpu(tuple(b for b in batch_sizes if b), _CPU_DEVICES.value)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         workdir = prepare_workdir(_WORKDIR.value or os.path.join("runs", f"{experiment}-{stamp}"))
-        results = EXPERIMENTS[experiment](config, workdir)
+        results = EXPERIMENTS[experiment].run(config, workdir)
     except GpjError as e:
         logging.debug("user error", exc_info=True)
         print(f"error: {e}", file=sys.stderr)

@@ -1,12 +1,24 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# One persistent compilation cache for the whole session, in-process and in every `gpj.main`
+# child: a program compiled once (e.g. the tiny probe's train steps) is loaded, not compiled,
+# by every later run. It starts empty, so each session measures what it compiles itself.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="gpj-test-xla-"))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_configure(config):
+    del config
+    from gpj.engine import compilation_cache
+
+    compilation_cache.enable(os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 
 def gpj_command(module, *args, **kw):
@@ -31,9 +43,43 @@ def tiny_probe(tmp_path_factory):
     return workdir, out
 
 
-def assert_bad_configs_fail_fast(config: str, cases: dict, tmp_path) -> None:
-    """Every case {name: (extra args, expected message)} exits 1 before any compute, with one
-    `error:` line holding the message and no traceback. Cases run in parallel."""
+def parse_config(args):
+    """The config `gpj.main` would run for these arguments (`--config=FILE[:presets]` and
+    `--config.field=value` overrides), parsed by ml_collections' own flag parser, in-process."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    argv = ["gpj", *(a.replace("--config=", f"--config={ROOT}/", 1) for a in args)]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file(
+        "config", None, "", flag_values=values, lock_config=True, sys_argv=argv
+    )
+    values(argv)
+    return values.config
+
+
+def assert_bad_configs_fail_fast(config: str, cases: dict) -> None:
+    """Every case {name: (extra args, expected message)} is refused by the checks a run makes
+    before any training (`gpj.experiments.check`), with one line holding the message.
+
+    In-process, so each case costs milliseconds; `test_probe` runs the command line itself for
+    each kind of mistake (one `error:` line, exit code 1, no traceback)."""
+    from gpj import experiments
+    from gpj.errors import GpjError
+
+    for name, (args, message) in cases.items():
+        if not any(a.startswith("--config=") for a in args):
+            args = [f"--config={config}", *args]
+        with pytest.raises(GpjError) as caught:
+            experiments.check(parse_config(args))
+        text = str(caught.value)
+        assert "\n" not in text and message in text, (name, text)
+
+
+def assert_command_line_errors(config: str, cases: dict, tmp_path) -> None:
+    """Every case {name: (extra args, expected message)}, run as `python -m gpj.main`, exits 1
+    before any compute with one `error:` line holding the message and no traceback. Cases run in
+    parallel."""
     never = tmp_path / "never-created"
     procs = {}
     for name, (args, _) in cases.items():

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 from conftest import assert_bad_configs_fail_fast, gpj_command
 
-from gpj import config_sections as sections
-from gpj import engine, models
+from gpj import engine, models, tasks
 from gpj.analysis import attack
+from gpj.configs import sections
 from gpj.data import segmentation
-from gpj.experiments.attack import segmentation_objective
 
 
 def test_attack_curves_on_a_metric_with_known_answers():
@@ -55,7 +54,7 @@ def test_segmentation_loss_is_the_mean_cross_entropy_over_labelled_pixels():
         apply_fn=model.apply, variables=variables, tx=tx, rng=jax.random.PRNGKey(1)
     )
     key = jax.random.PRNGKey(2)
-    loss, (metrics, _) = jax.jit(segmentation_objective)(
+    loss, (metrics, _) = jax.jit(tasks.Segmentation().objective)(
         state.params, state, {"image": x, "label": labels}, key
     )
     (logits, _), _ = jax.jit(
@@ -128,8 +127,8 @@ def test_tiny_attack_writes_curves_tables_figures(tiny_attack):
 
 
 def test_attack_loads_a_trained_model_or_trains_a_probe_and_reproduces(tiny_attack, tmp_path):
-    """Segmentation loaded from the first run; the location GAPNet trained here by a probe run
-    with the tiny probe's settings: both must give the first run's numbers exactly."""
+    """Segmentation loaded from the first run; the location GAPNet trained here with the tiny
+    probe's settings: both must give the first run's numbers exactly."""
     workdir, _ = tiny_attack
     proc = gpj_command(
         "gpj.main",
@@ -142,9 +141,11 @@ def test_attack_loads_a_trained_model_or_trains_a_probe_and_reproduces(tiny_atta
     assert proc.returncode == 0, err[-3000:]
     before = json.loads((workdir / "results.json").read_text())["runs"]
     after = json.loads((tmp_path / "results.json").read_text())["runs"]
-    assert (
-        not (tmp_path / "segmentation").exists() and (tmp_path / "probe" / "results.json").exists()
-    )
+    # Trained through the driver into <workdir>/probe, without a probe report of its own.
+    probe_run = tmp_path / "probe" / "gapnet-location" / "seed0"
+    assert not (tmp_path / "segmentation").exists() and (probe_run / "checkpoints").is_dir()
+    assert not (tmp_path / "probe" / "results.json").exists()
+    assert [r["weights"]["source"] for r in after] == ["earlier_workdir", "init"]
     assert after[0]["history"] == [] and after[0]["train_time_s"] == 0  # loaded, not trained
     assert [r["model"] for r in after] == ["segmentation", "gapnet-location"]
     for a, b in zip(before[:2], after, strict=True):
@@ -172,5 +173,5 @@ BAD_CONFIGS = {
 }
 
 
-def test_every_bad_attack_config_fails_fast_with_one_clear_line(tmp_path):
-    assert_bad_configs_fail_fast("configs/attack.py:tiny", BAD_CONFIGS, tmp_path)
+def test_every_bad_attack_config_fails_fast_with_one_clear_line():
+    assert_bad_configs_fail_fast("configs/attack.py:tiny", BAD_CONFIGS)

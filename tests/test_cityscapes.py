@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import assert_bad_configs_fail_fast, gpj_command
 
-from configs.attack import get_config
+from gpj.configs.attack import get_config
 from gpj.data import cityscapes
 from gpj.errors import ConfigError, DataError
 from gpj.experiments.attack import validate
@@ -254,7 +254,7 @@ def test_missing_data_fails_before_compute_with_one_line(tmp_path):
             f"Cityscapes is not prepared in {tmp_path}",
         )
     }
-    assert_bad_configs_fail_fast("configs/attack.py:cityscapes", cases, tmp_path)
+    assert_bad_configs_fail_fast("configs/attack.py:cityscapes", cases)
 
 
 def test_cityscapes_preset_is_the_papers_deeplabv3_resnet50():

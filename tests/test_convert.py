@@ -16,12 +16,13 @@ import optax
 import pytest
 from conftest import assert_bad_configs_fail_fast, gpj_command
 
-from configs.attack import get_config
-from gpj import convert, engine
-from gpj.engine import pretrained
+from gpj import engine
+from gpj.configs.attack import get_config
+from gpj.convert import __main__ as cli
+from gpj.convert import store, torch_layout
 from gpj.errors import CheckpointError, ConfigError
-from gpj.experiments import attack, training
-from gpj.models import build_model, build_segmentation_model, torch_import
+from gpj.experiments import attack
+from gpj.models import build_model, build_segmentation_model
 
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
@@ -163,7 +164,7 @@ class DeepLabV3(nn.Module):
         super().__init__()
         dilate = (False, False, True) if output_stride == 16 else (False, True, True)
         self.backbone = ResNet(Bottleneck, (3, 4, 6, 3), None, width, dilate, in_ch)
-        rates = torch_import.ASPP_RATES[output_stride]
+        rates = torch_layout.ASPP_RATES[output_stride]
         self.classifier = DeepLabHead(
             self.backbone.inplanes, num_classes, rates, round(256 * width)
         )
@@ -250,7 +251,7 @@ def tiny_deeplab_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("torch") / "tiny_deeplab.pth"
     torch.save({"model_state": model.state_dict()}, path)
     out = tmp_path_factory.mktemp("converted") / "tiny-deeplab"
-    convert.convert_file(str(path), "deeplabv3_resnet50", str(out), output_stride=8)
+    cli.convert_file(str(path), "deeplabv3_resnet50", str(out), output_stride=8)
     return out, model
 
 
@@ -270,7 +271,7 @@ def test_resnet18_bare_state_dict_through_the_cli(resnet18, resnet18_file, tmp_p
     assert proc.returncode == 0, stderr
     assert f"--config.model.init_from={out}" in stdout and "--config.model.stem=imagenet" in stdout
 
-    variables, info = pretrained.load(str(out))
+    variables, info = store.load(str(out))
     assert json.loads((out / "conversion.json").read_text()) == info
     assert info["arch"] == "resnet18" and info["stored_as"] == "state dict"
     assert info["source"] == str(resnet18_file)
@@ -288,11 +289,11 @@ def test_resnet50_in_a_state_dict_wrapper_with_the_dataparallel_prefix(tmp_path)
     wrapped = nn.DataParallel(resnet50)  # keys "module.conv1.weight", …
     path = tmp_path / "resnet50.pth"
     torch.save({"state_dict": wrapped.state_dict(), "epoch": 90}, path)
-    info = convert.convert_file(str(path), "resnet50", str(tmp_path / "r50"))
+    info = cli.convert_file(str(path), "resnet50", str(tmp_path / "r50"))
     assert info["stored_as"] == "state dict under 'state_dict', 'module.' prefix removed"
     assert info["num_params"] == 25_557_032  # torchvision's resnet50
-    variables, _ = pretrained.load(str(tmp_path / "r50"))
-    model = torch_import.build("resnet50", num_classes=1000)
+    variables, _ = store.load(str(tmp_path / "r50"))
+    model = torch_layout.build("resnet50", num_classes=1000)
     x = normal_input((2, 64, 64, 3))
     assert_close(gpj_output(model, variables, x), torch_output(resnet50, x))
 
@@ -310,7 +311,7 @@ def test_deeplabv3_resnet50_from_a_vainf_training_checkpoint(tmp_path):
         "best_score": np.float64(0.72),  # VainF stores the best mIoU as a numpy scalar
     }
     torch.save(checkpoint, path)
-    info = convert.convert_file(str(path), "deeplabv3_resnet50", str(tmp_path / "seg"))
+    info = cli.convert_file(str(path), "deeplabv3_resnet50", str(tmp_path / "seg"))
     assert info["stored_as"] == "state dict under 'model_state'"
     assert (info["output_stride"], info["aspp_rates"], info["num_classes"]) == (16, [6, 12, 18], 19)
     assert info["num_params"] == sum(p.numel() for p in deeplab.parameters())
@@ -323,7 +324,7 @@ def test_deeplabv3_resnet50_from_a_vainf_training_checkpoint(tmp_path):
         "model.aspp_rates": [6, 12, 18],
         "model.aspp_features": 256,
     }
-    variables, _ = pretrained.load(str(tmp_path / "seg"))
+    variables, _ = store.load(str(tmp_path / "seg"))
     model = build_segmentation_model(
         "resnet50", num_classes=19, stem="imagenet", output_stride=16, aspp_rates=(6, 12, 18)
     )
@@ -333,10 +334,10 @@ def test_deeplabv3_resnet50_from_a_vainf_training_checkpoint(tmp_path):
 
 def test_deeplabv3_at_output_stride_8_and_reduced_width(tiny_deeplab_dir):
     out, deeplab = tiny_deeplab_dir
-    variables, info = pretrained.load(str(out))
+    variables, info = store.load(str(out))
     assert (info["width"], info["input_channels"], info["output_stride"]) == (0.125, 1, 8)
     assert info["config"]["model.aspp_features"] == 256  # before width scaling, as gpj's config
-    model = torch_import.build("deeplabv3_resnet50", num_classes=11, width=0.125, output_stride=8)
+    model = torch_layout.build("deeplabv3_resnet50", num_classes=11, width=0.125, output_stride=8)
     x = normal_input((2, 40, 56, 1))
     assert_close(gpj_output(model, variables, x), torch_output(deeplab, x))
 
@@ -375,7 +376,7 @@ def test_bad_state_dicts_raise_one_error_listing_the_keys(resnet18, edit, messag
     state_dict = numpy_state_dict(resnet18)
     edit(state_dict)
     with pytest.raises(CheckpointError) as e:
-        torch_import.convert(state_dict, "resnet18", source="r18.pth")
+        torch_layout.convert(state_dict, "resnet18", source="r18.pth")
     assert str(e.value).startswith("r18.pth: ") and message in str(e.value)
     assert "\n" not in str(e.value)
 
@@ -383,12 +384,12 @@ def test_bad_state_dicts_raise_one_error_listing_the_keys(resnet18, edit, messag
 def test_many_missing_keys_are_abbreviated(resnet18):
     state_dict = {k: v for k, v in numpy_state_dict(resnet18).items() if k.startswith("fc")}
     with pytest.raises(CheckpointError, match=r"100 keys .* are missing: .*, … and 92 more$"):
-        torch_import.convert(state_dict, "resnet18")
+        torch_layout.convert(state_dict, "resnet18")
 
 
 def test_a_resnet_is_not_a_deeplab(resnet18):
     with pytest.raises(CheckpointError, match=r"missing: backbone\.bn1\.bias.*not part of"):
-        torch_import.convert(numpy_state_dict(resnet18), "deeplabv3_resnet50")
+        torch_layout.convert(numpy_state_dict(resnet18), "deeplabv3_resnet50")
 
 
 class Payload:
@@ -413,7 +414,7 @@ def test_unreadable_checkpoints_raise_one_line(tmp_path, content, message):
     elif content is not None:
         torch.save(content, path)
     with pytest.raises(CheckpointError, match=message) as e:
-        convert.load_state_dict(str(path))
+        cli.load_state_dict(str(path))
     assert "\n" not in str(e.value)
 
 
@@ -447,11 +448,11 @@ def test_cli_errors_are_one_line_without_traceback(resnet18, resnet18_file, tmp_
 
 def test_converted_weights_are_not_overwritten_unless_asked(tiny_deeplab_dir):
     out, _ = tiny_deeplab_dir
-    variables, info = pretrained.load(str(out))
+    variables, info = store.load(str(out))
     with pytest.raises(CheckpointError, match="already holds converted weights"):
-        pretrained.save(str(out), variables, info)
-    pretrained.save(str(out), variables, {**info, "note": "again"}, overwrite=True)
-    assert pretrained.load(str(out))[1]["note"] == "again"
+        store.save(str(out), variables, info)
+    store.save(str(out), variables, {**info, "note": "again"}, overwrite=True)
+    assert store.load(str(out))[1]["note"] == "again"
 
 
 # --- starting models from converted weights -----------------------------------------------------
@@ -466,7 +467,7 @@ def variable_shapes(model, channels=3):
 
 @pytest.fixture(scope="module")
 def resnet18_variables(resnet18):
-    return torch_import.convert(numpy_state_dict(resnet18), "resnet18")[0]
+    return torch_layout.convert(numpy_state_dict(resnet18), "resnet18")[0]
 
 
 @pytest.mark.parametrize(
@@ -483,7 +484,7 @@ def test_merge_takes_the_backbone_and_every_head_that_fits(
 ):
     model = build_model("resnet18", num_classes=num_classes, head=head, stem=stem)
     target = variable_shapes(model)
-    merged, summary = pretrained.merge(target, resnet18_variables)
+    merged, summary = store.merge(target, resnet18_variables)
     assert summary == {"loaded": loaded, "fresh": fresh, "unused": unused}
     assert jax.tree.structure(merged) == jax.tree.structure(target)
     converted_bn = resnet18_variables["batch_stats"]["backbone"]["layer2_0"]["downsample_bn"]
@@ -515,7 +516,7 @@ def test_merge_takes_the_backbone_and_every_head_that_fits(
 def test_merge_refuses_a_backbone_that_does_not_fit(resnet18_variables, name, width, message):
     target = variable_shapes(build_model(name, num_classes=10, width=width))
     with pytest.raises(CheckpointError, match="the converted backbone does not fit") as e:
-        pretrained.merge(target, resnet18_variables)
+        store.merge(target, resnet18_variables)
     assert message in str(e.value)
 
 
@@ -532,9 +533,9 @@ def test_start_from_converted_loads_and_reports(tiny_deeplab_dir, tmp_path):
     config = ml_collections.ConfigDict(
         {"model": {"init_from": str(out), "name": "resnet50", "width": 0.125, "stem": "paper"}}
     )
-    started = training.start_from_converted(state, config, str(tmp_path / "run"), train=True)
+    started = store.start_from(state, config, str(tmp_path / "run"), train=True)
 
-    converted, _ = pretrained.load(str(out))
+    converted, _ = store.load(str(out))
     kernel = started.params["backbone"]["layer3_0"]["conv2"]["kernel"]
     np.testing.assert_array_equal(
         kernel, converted["params"]["backbone"]["layer3_0"]["conv2"]["kernel"]
@@ -550,7 +551,7 @@ def test_start_from_converted_loads_and_reports(tiny_deeplab_dir, tmp_path):
     assert record["differs"] == {"model.stem": {"converted": "imagenet", "config": "paper"}}
 
     with pytest.raises(CheckpointError, match="train.num_epochs=0 evaluates .* its head_conv"):
-        training.start_from_converted(state, config, str(tmp_path / "run"), train=False)
+        store.start_from(state, config, str(tmp_path / "run"), train=False)
 
 
 def test_the_attack_evaluates_a_converted_deeplab_without_training(tiny_deeplab_dir, tmp_path):
@@ -588,7 +589,6 @@ def test_init_from_is_checked_before_any_compute(tiny_deeplab_dir, tmp_path):
     assert_bad_configs_fail_fast(
         "configs/attack.py:tiny",
         {"missing": ([f"--config.model.init_from={tmp_path / 'nowhere'}"], "is not a folder")},
-        tmp_path,
     )
     cases = {
         "not converted": ({"model.init_from": str(tmp_path)}, "not a folder written by"),

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from conftest import gpj_command
 
-from gpj import engine, models
+from gpj import engine, models, tasks
 from gpj.data import batches, sources
 from gpj.engine import cpu_devices
 from gpj.errors import CheckpointError, ConfigError, TrainingDiverged
-from gpj.experiments.probe import canvas_objective, every_cell_eval
+from gpj.evaluators.every_cell import every_cell_eval
 
 GRID = 3
 BATCH = 16
@@ -50,7 +50,7 @@ def optim_config(**overrides):
     return c
 
 
-LOCATION = functools.partial(canvas_objective, grid_size=GRID, task="location")
+LOCATION = tasks.Canvas(GRID, "location").objective
 TX = engine.make_optimizer(optim_config(), 0)  # constant learning rate: no step count needed
 
 
@@ -58,7 +58,7 @@ TX = engine.make_optimizer(optim_config(), 0)  # constant learning rate: no step
 def compiled(mesh, objective=LOCATION):
     """Compiled steps shared by the tests, as an experiment shares them across seeds."""
     eval_step = engine.compile_eval_step(
-        functools.partial(every_cell_eval, grid_size=GRID, task="location"), mesh
+        functools.partial(every_cell_eval, grid_size=GRID, target="location"), mesh
     )
     return engine.compile_train_step(objective, mesh), eval_step
 

@@ -1,6 +1,5 @@
 """AugShift objective, the shift evaluator, and the invariance experiment end to end."""
 
-import functools
 import json
 import os
 import subprocess
@@ -13,14 +12,14 @@ import numpy as np
 import optax
 import pytest
 
-from gpj import engine, models
+from gpj import engine, models, tasks
+from gpj.configs.invariance import get_config
 from gpj.data import shift
 from gpj.errors import ConfigError
+from gpj.evaluators.shift import shift_eval
 from gpj.experiments import invariance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from configs.invariance import get_config
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +39,21 @@ def batch(n=8, size=8):
 
 def test_latent_mse_is_exactly_zero_for_identical_views(state):
     z = jax.random.normal(jax.random.PRNGKey(1), (4, 16))
-    assert float(invariance.latent_mse(z, z)) == 0.0
-    no_shift = invariance.ShiftConfig(max_shift=0, mode="canvas", pad_mode="zero")
-    _, (metrics, _) = invariance.shift_objective(
-        state.params, state, batch(), jax.random.PRNGKey(2), shift_cfg=no_shift, views=2, weight=5.0
-    )
+    assert float(tasks.latent_mse(z, z)) == 0.0
+    no_shift = tasks.Shift(max_shift=0, mode="canvas", pad_mode="zero", views=2, weight=5.0)
+    _, (metrics, _) = no_shift.objective(state.params, state, batch(), jax.random.PRNGKey(2))
     assert float(metrics["latent_mse"]) == 0.0
 
 
 def test_augshift_loss_is_two_cross_entropies_plus_weighted_latent_mse(state):
-    cfg = invariance.ShiftConfig(max_shift=2, mode="canvas", pad_mode="zero")
     b, rng = batch(size=4), jax.random.PRNGKey(3)
-    objective = functools.partial(invariance.shift_objective, shift_cfg=cfg, views=2)
-    loss0, (m0, _) = objective(state.params, state, b, rng, weight=0.0)
-    loss3, (m3, _) = objective(state.params, state, b, rng, weight=3.0)
+
+    def objective(weight):
+        task = tasks.Shift(max_shift=2, mode="canvas", pad_mode="zero", views=2, weight=weight)
+        return task.objective(state.params, state, b, rng)
+
+    loss0, (m0, _) = objective(0.0)
+    loss3, (m3, _) = objective(3.0)
     assert float(m3["latent_mse"]) > 0
     np.testing.assert_allclose(float(loss0), 2 * float(m0["ce"]), rtol=1e-6)
     np.testing.assert_allclose(
@@ -90,12 +90,12 @@ def test_shift_eval_places_every_offset_exactly_and_counts_agreeing_pairs():
     labels = np.full(n, m, np.int32)  # correct exactly when the image is vertically centred
     grid = shift.shift_grid(m, 1)
     pairs = shift.consistency_pairs(n, 4, m, seed=0)
-    cfg = invariance.ShiftConfig(max_shift=m, mode="canvas", pad_mode="zero")
-    sums = invariance.shift_eval(
+    task = tasks.Shift(max_shift=m, mode="canvas", pad_mode="zero")
+    sums = shift_eval(
         RowReader(),
         {"image": images, "label": labels, "mask": np.ones(n, bool), "pairs": pairs},
         None,
-        shift_cfg=cfg,
+        task=task,
         grid=grid,
     )
     assert int(sums["correct_centred"]) == n

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import ROOT, assert_bad_configs_fail_fast
+from conftest import ROOT, assert_command_line_errors
 
 
 def test_two_processes_match_one_process_and_write_one_result(tiny_probe, tmp_path):
@@ -62,7 +62,7 @@ def test_two_processes_match_one_process_and_write_one_result(tiny_probe, tmp_pa
 
 
 def test_bad_multi_process_flags_fail_fast(tmp_path):
-    assert_bad_configs_fail_fast(
+    assert_command_line_errors(
         "configs/probe.py:tiny",
         {
             "incomplete": (["--num_processes=2"], "missing: --coordinator_address, --process_id"),

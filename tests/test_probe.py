@@ -3,18 +3,16 @@
 import json
 import os
 import shutil
-import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import assert_bad_configs_fail_fast, gpj_command
+from conftest import assert_bad_configs_fail_fast, assert_command_line_errors, gpj_command
 
+from gpj import driver, kinds
+from gpj.configs.probe import get_config
 from gpj.errors import ConfigError
 from gpj.experiments import probe
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from configs.probe import get_config
 
 
 def gpj_main(*args, **kw):
@@ -93,28 +91,62 @@ BAD_CONFIGS = {
         "canvas (data.grid_size=3 x data.image_size=8) is too small",
     ),
     "epochs": (["--config.train.num_epochs=0"], "train.num_epochs=0 must be a positive number"),
+    "shuffle": (
+        ["--config.model.shuffle_layer=7"],
+        "model.shuffle_layer=7 must be between 1 and 5",
+    ),
+    "runs": (["--config.runs=('gapnet:colour',)"], "runs entry 'gapnet:colour' is not valid"),
+    "evals": (["--config.evals=('every_cell','accuracy')"], "evals entry 'accuracy' is not valid"),
+    "eval for another task": (
+        ["--config.evals=('every_cell','shift')"],
+        "evals entry 'shift' measures shift tasks, but the gapnet-location runs learn a canvas",
+    ),
+}
+
+
+def test_every_bad_config_fails_fast_with_one_clear_line():
+    assert_bad_configs_fail_fast("configs/probe.py:tiny", BAD_CONFIGS)
+
+
+# Each kind of mistake once through the command line itself: one `error:` line, exit code 1.
+COMMAND_LINE_MISTAKES = {
+    "value": (["--config.model.padding=mirror"], "model.padding='mirror' is not valid"),
     "preset": (
         ["--config=configs/probe.py:tiny,huge"],
         "unknown preset 'huge'; valid presets: cifar10, imagenette, tiny, vgg16",
     ),
     "field": (["--config.model.depth=3"], "--config.model.depth: the config has no field 'depth'"),
     "workdir": (["--workdir=/proc/gpj"], "--workdir=/proc/gpj is not writable"),
-    "shuffle": (
-        ["--config.model.shuffle_layer=7"],
-        "model.shuffle_layer=7 must be between 1 and 5",
+    "missing file": (
+        ["--config=configs/nothing.py"],
+        "No such file or directory: 'configs/nothing.py'",
     ),
-    "runs": (["--config.runs=('gapnet:colour',)"], "runs entry 'gapnet:colour' is not valid"),
 }
 
 
-def test_every_bad_config_fails_fast_with_one_clear_line(tmp_path):
-    assert_bad_configs_fail_fast("configs/probe.py:tiny", BAD_CONFIGS, tmp_path)
+def test_each_kind_of_command_line_mistake_is_one_clear_line(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n")
+    cases = {
+        **COMMAND_LINE_MISTAKES,
+        "file that does not parse": (
+            [f"--config={broken}"],
+            f"--config={broken}: SyntaxError: invalid syntax (broken.py, line 1)",
+        ),
+    }
+    assert_command_line_errors("configs/probe.py:tiny", cases, tmp_path)
 
 
 def check(config):
+    """The config's checks and the models' fit to the canvas, without the (tfds) data: images of
+    the configured shape stand in for it."""
     probe.validate(config)
-    size = config.data.grid_size * config.data.image_size
-    probe.check_fits(config, (1, size, size, config.data.channels), 10)
+    d = config.data
+    images = SimpleNamespace(
+        train_images=np.zeros((1, d.image_size, d.image_size, d.channels)), num_classes=10
+    )
+    for spec in config.runs:
+        driver.output_shapes(kinds.canvas(config, spec, images))
 
 
 @pytest.mark.parametrize("preset", ["cifar10", "vgg16", "tiny", "cifar10,vgg16", "imagenette"])

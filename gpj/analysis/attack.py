@@ -11,6 +11,8 @@ import jax
 import numpy as np
 import tqdm
 
+from gpj.analysis import stats
+
 Evaluate = Callable[[np.ndarray], dict]
 
 
@@ -27,15 +29,15 @@ def ranked_curve(evaluate: Evaluate, ranking: np.ndarray, sizes: Sequence[int]) 
 def random_curve(
     evaluate: Evaluate, num_channels: int, sizes: Sequence[int], num_draws: int, seed: int
 ) -> list:
-    """[{"n", metric: {"mean", "std", "draws"}}] over `num_draws` random sets of n channels."""
+    """[{"n", metric: {"mean", "std", "n", "ci95", "draws"}}] over `num_draws` random sets of n
+    channels (`stats.describe` of the draws, and the draws)."""
     curve = []
     for n in sizes:
         draws = [evaluate(random_channels(num_channels, n, seed, d)) for d in range(num_draws)]
         row = {"n": int(n)}
         for key in draws[0]:
             values = [d[key] for d in draws]
-            std = float(np.std(values, ddof=1)) if num_draws > 1 else 0.0
-            row[key] = {"mean": float(np.mean(values)), "std": std, "draws": values}
+            row[key] = {**stats.describe(values), "draws": values}
         curve.append(row)
     return curve
 
@@ -77,3 +79,78 @@ def attack_curves(
             curves[name] = ranked_curve(counted, ranking, sizes)
         curves["random"] = random_curve(counted, num_channels, sizes, num_draws, seed)
     return curves
+
+
+def summarise(runs) -> list:
+    """Per model, curve, N and metric: `stats.describe` over seeds (random curves: of the draw
+    means, with the mean std of the draws)."""
+    groups = {}
+    for r in runs:
+        groups.setdefault(r["model"], []).append(r)
+    summary = []
+    for model, rs in groups.items():
+        for curve in rs[0]["curves"]:
+            rows = [r["curves"][curve] for r in rs]
+            if curve == "clean":
+                rows = [[row] for row in rows]
+            for i, row in enumerate(rows[0]):
+                entry = {"model": model, "curve": curve, "n": row.get("n", 0), "seeds": len(rs)}
+                for key in row:
+                    if key == "n":
+                        continue
+                    entry[key] = stats.describe([_value(rr[i][key]) for rr in rows])
+                    if curve == "random":
+                        entry[key]["draw_std"] = float(np.mean([rr[i][key]["std"] for rr in rows]))
+                summary.append(entry)
+    return summary
+
+
+def region_effects(runs) -> list:
+    """Per N, the region-specific attack against random channels (means over seeds).
+
+    With a = Δ mIoU(left) − Δ mIoU(right) (changes from the clean model), the attack on the
+    "left" channels is side-specific when it lowers the left mIoU and its a lies more than two
+    standard deviations below the a of random channel sets of the same size (pooled over draws
+    and seeds); the "right" attack likewise above. Both must hold for `appeared`.
+    """
+    effects = []
+    for i, n in enumerate(runs[0]["sizes"]):
+
+        def delta(run, curve, region, i=i):
+            return (
+                run["curves"][curve][i][f"miou_{region}"] - run["curves"]["clean"][f"miou_{region}"]
+            )
+
+        row = {"n": n}
+        for attack_name in ("left", "right"):
+            for region in ("left", "right"):
+                row[f"{attack_name}_attack_{region}"] = float(
+                    np.mean([delta(r, attack_name, region) for r in runs])
+                )
+        random_a = []
+        for r in runs:
+            draws = r["curves"]["random"][i]
+            clean = r["curves"]["clean"]
+            for left, right in zip(
+                draws["miou_left"]["draws"], draws["miou_right"]["draws"], strict=True
+            ):
+                random_a.append(left - clean["miou_left"] - (right - clean["miou_right"]))
+        random = stats.describe(random_a)
+        left_a = row["left_attack_left"] - row["left_attack_right"]
+        right_a = row["right_attack_left"] - row["right_attack_right"]
+        row.update(
+            random_asymmetry=random["mean"],
+            random_asymmetry_std=random["std"],
+            appeared=bool(
+                row["left_attack_left"] < 0
+                and row["right_attack_right"] < 0
+                and left_a < random["mean"] - 2 * random["std"]
+                and right_a > random["mean"] + 2 * random["std"]
+            ),
+        )
+        effects.append(row)
+    return effects
+
+
+def _value(v) -> float:
+    return v["mean"] if isinstance(v, dict) else v

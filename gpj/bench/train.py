@@ -11,7 +11,6 @@ dense layer) and a train step is taken as 3x the forward, the usual convention. 
 the fastest float32 2048x2048 matmul of the same run, timed before PyTorch starts.
 """
 
-import functools
 import time
 
 import jax
@@ -19,10 +18,10 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 
-from gpj import config_sections, engine, models
+from gpj import engine, models, tasks
 from gpj.bench.timing import interleaved_rates, torch_on_every_core
+from gpj.configs import sections
 from gpj.engine import cpu_devices
-from gpj.experiments.probe import canvas_objective
 
 BATCH_SIZE = 48
 IMAGE_SIZE = 32
@@ -76,13 +75,11 @@ def _matmul_peak(repeats: int) -> float:
 def _jax_side():
     """gpj's compiled step, its state and batch: a function of no arguments running one step."""
     model = models.build_model("resnet18", num_classes=NUM_CLASSES, width=1.0, stem="paper")
-    tx = engine.make_optimizer(config_sections.optim(), total_steps=1)
+    tx = engine.make_optimizer(sections.optim(), total_steps=1)
     mesh = engine.make_mesh()
     canvas_size = GRID_SIZE * IMAGE_SIZE
     state = engine.create_state(model, tx, (BATCH_SIZE, canvas_size, canvas_size, 3), 0, mesh)
-    step = engine.compile_train_step(
-        functools.partial(canvas_objective, grid_size=GRID_SIZE, task="location"), mesh
-    )
+    step = engine.compile_train_step(tasks.Canvas(GRID_SIZE, "location").objective, mesh)
     rng = np.random.default_rng(0)
     batch = engine.shard_batch(
         {
@@ -108,7 +105,7 @@ def _torch_side():
 
     from gpj.bench import torch_reference
 
-    optim = config_sections.optim()
+    optim = sections.optim()
     step = torch_reference.make_train_step(NUM_CLASSES, optim.learning_rate, (optim.b1, optim.b2))
     canvas_size = GRID_SIZE * IMAGE_SIZE
     generator = torch.Generator().manual_seed(0)

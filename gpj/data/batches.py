@@ -6,6 +6,7 @@ processes agree on the global batch without communicating.
 
 from collections.abc import Iterator
 
+import jax
 import numpy as np
 
 
@@ -100,3 +101,8 @@ def _process_share(batch_size: int, process_index: int, process_count: int) -> i
             f"batch size {batch_size} must be a positive multiple of {process_count} processes"
         )
     return batch_size // process_count
+
+
+def this_process_batches(arrays: dict[str, np.ndarray], batch_size: int) -> Iterator[dict]:
+    """`eval_batches` for this process of the running job (`jax.process_index()`)."""
+    return eval_batches(arrays, batch_size, jax.process_index(), jax.process_count())

@@ -3,7 +3,7 @@
 from gpj.engine.loop import fit, restore
 from gpj.engine.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from gpj.engine.parallel import check_batch_size, make_mesh, replicated, shard_batch
-from gpj.engine.state import TrainState, create_state
+from gpj.engine.state import TrainState, compile_init, create_state
 from gpj.engine.steps import compile_eval_step, compile_train_step, evaluate
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "TrainState",
     "check_batch_size",
     "compile_eval_step",
+    "compile_init",
     "compile_train_step",
     "create_state",
     "evaluate",

@@ -1,5 +1,6 @@
 """The training state every experiment shares."""
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -66,24 +67,31 @@ class TrainState(flax.struct.PyTreeNode):
         return self.replace(**items)
 
 
-def create_state(model, tx, input_shape, seed: int, mesh) -> TrainState:
-    """Initialises a TrainState directly into replicated device memory.
+def compile_init(model, tx, input_shape, mesh):
+    """`seed -> TrainState`, compiled once for every seed of a run kind.
 
-    Compiled once per (model, tx, input_shape, mesh): pass the same `model` and
-    `tx` objects for every seed of a run kind so later seeds reuse the program.
+    The state is initialised directly into replicated device memory; parameters, the initial
+    permutation and the step rngs derive from the seed.
 
     Args:
       model: a linen module called as `model(x, train=...)` that may draw `permute` rngs.
       tx: the optax optimizer.
       input_shape: shape of one input batch (any batch size; only used for shapes).
-      seed: the run's seed; parameters, initial permutation and step rngs derive from it.
       mesh: the device mesh.
     """
-    init = jax.jit(_init_state, static_argnums=(1, 2, 3), out_shardings=replicated(mesh))
-    return init(jax.random.PRNGKey(seed), model, tx, tuple(input_shape))
+    init = jax.jit(
+        functools.partial(_init_state, model=model, tx=tx, input_shape=tuple(input_shape)),
+        out_shardings=replicated(mesh),
+    )
+    return lambda seed: init(jax.random.PRNGKey(seed))
 
 
-def _init_state(rng, model, tx, input_shape):
+def create_state(model, tx, input_shape, seed: int, mesh) -> TrainState:
+    """One seed's initial TrainState (see `compile_init`, which serves many seeds)."""
+    return compile_init(model, tx, input_shape, mesh)(seed)
+
+
+def _init_state(rng, *, model, tx, input_shape):
     k_params, k_permute, k_steps = jax.random.split(rng, 3)
     variables = model.init(
         {"params": k_params, "permute": k_permute}, jnp.zeros(input_shape, jnp.float32), train=False

@@ -11,6 +11,7 @@ from gpj.models.registry import (
     STEMS,
     build_model,
     build_segmentation_model,
+    from_config,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "build_model",
     "build_segmentation_model",
     "channel_ablation",
+    "from_config",
 ]

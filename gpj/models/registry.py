@@ -166,3 +166,31 @@ def build_segmentation_model(
         dropout_rate=dropout_rate,
         dtype=dtype,
     )
+
+
+# The `config.model` fields that each builder takes, besides `name` (others are not model shape).
+_CLASSIFIER_FIELDS = ("width", "stem", "padding", "bn_momentum", "shuffle_layer", "blur_filter")
+_SEGMENTATION_FIELDS = (
+    *("width", "stem", "padding", "bn_momentum", "output_stride"),
+    *("aspp_rates", "aspp_features", "dropout_rate"),
+)
+
+
+def from_config(model_config, *, num_classes: int, head: str, **overrides) -> nn.Module:
+    """The model that a `config.model` section describes, with the given head.
+
+    Args:
+      model_config: a `config.model` ConfigDict (or mapping); fields it lacks keep the builder's
+        defaults.
+      num_classes: number of logits (classes per pixel for `deeplab`).
+      head: one of `HEADS`, or `deeplab` for `build_segmentation_model`.
+      **overrides: builder arguments that replace the config's (e.g. `blur_filter=0`).
+    """
+    segmentation = head == "deeplab"
+    names = _SEGMENTATION_FIELDS if segmentation else _CLASSIFIER_FIELDS
+    kwargs = {k: model_config[k] for k in names if k in model_config} | overrides
+    if "aspp_rates" in kwargs:
+        kwargs["aspp_rates"] = tuple(kwargs["aspp_rates"])
+    if segmentation:
+        return build_segmentation_model(model_config["name"], num_classes=num_classes, **kwargs)
+    return build_model(model_config["name"], num_classes=num_classes, head=head, **kwargs)

@@ -23,7 +23,9 @@ COLUMNS = (
 def table(results: dict) -> str:
     """Rows: variants; columns: mean ± std of each metric in %."""
     rows = [
-        [s["variant"]] + [pct(**s[key]) for key, _ in COLUMNS] + [pct(s["position_probe_chance"])]
+        [s["variant"]]
+        + [pct(s[key]["mean"], s[key]["std"]) for key, _ in COLUMNS]
+        + [pct(s["position_probe_chance"])]
         for s in results["summary"]
     ]
     header = ["variant", *(title for _, title in COLUMNS), "probe chance"]

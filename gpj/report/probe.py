@@ -24,7 +24,12 @@ def table(results: dict) -> str:
     header = ["model"] + [f"{t} (chance {pct(results['chance'][t])})" for t in tasks]
     rows = [
         [HEAD_NAMES[h]]
-        + [pct(**summary[h, t]["accuracy"]) if (h, t) in summary else "—" for t in tasks]
+        + [
+            pct(summary[h, t]["accuracy"]["mean"], summary[h, t]["accuracy"]["std"])
+            if (h, t) in summary
+            else "—"
+            for t in tasks
+        ]
         for h in heads
     ]
     n = max(s["n"] for s in results["summary"])

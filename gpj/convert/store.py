@@ -2,7 +2,8 @@
 
 A converted folder holds `variables/`, an orbax checkpoint of `{"params", "batch_stats"}` laid
 out as a gpj model's variables, and `conversion.json`, which says what was converted and which
-config values rebuild the model.
+config values rebuild the model. A config names such a folder in `model.init_from`: `check_config`
+checks it fits the config, `start_from` puts its weights into a run's first state.
 """
 
 import json
@@ -12,9 +13,11 @@ import shutil
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 from flax import traverse_util
 
-from gpj.errors import CheckpointError
+from gpj.errors import CheckpointError, ConfigError
+from gpj.validation import check_positive, field
 
 VARIABLES = "variables"
 INFO = "conversion.json"
@@ -146,6 +149,109 @@ def init_state(state, directory: str):
     )
     state = state.replace(params=placed["params"], batch_stats=placed["batch_stats"])
     return state, summary, info
+
+
+# Config fields that set the shapes of a model's weights: converted weights need the same values.
+_SHAPE_FIELDS = ("model.name", "model.width", "model.aspp_features")
+
+
+def check_config(config) -> None:
+    """`model.init_from` is a readable converted folder that fits the model's shapes.
+
+    `train.num_epochs` must be positive, or 0 with `model.init_from` (evaluate as loaded).
+
+    Raises:
+      ConfigError: either does not hold.
+    """
+    init_from = config.model.init_from
+    if not (init_from and config.train.num_epochs == 0):
+        try:
+            check_positive(config, "train.num_epochs")
+        except ConfigError as e:
+            raise ConfigError(
+                f"{e} (0, to evaluate without training, needs model.init_from)"
+            ) from None
+    if not init_from:
+        return
+    try:
+        info = read_info(init_from)
+    except CheckpointError as e:
+        raise ConfigError(f"model.init_from={init_from!r}: {e}") from e
+    for path in _SHAPE_FIELDS:
+        wanted = info.get("config", {}).get(path)
+        if wanted is not None and _field_or_none(config, path) not in (None, wanted):
+            raise ConfigError(
+                f"model.init_from={init_from!r} holds {info['arch']} weights, which need "
+                f"{path}={wanted!r}; the config has {field(config, path)!r}"
+            )
+
+
+def start_from(state, config, run_dir: str, *, train: bool):
+    """`state` with the converted weights of `model.init_from`, saying what it took.
+
+    The backbone always comes from the converted weights; a head, ASPP or classifier when they
+    hold it with the same shapes, else it keeps its random init (e.g. a classifier for another
+    class count). What was taken, what starts fresh and the converted model's settings that
+    differ from the config (a stem or padding changed on purpose) are logged and written to
+    `run_dir/init_from.json`.
+
+    Raises:
+      CheckpointError: the backbone does not fit, or `train` is False (evaluation only) and some
+        part of the model would keep its random init.
+    """
+    path = config.model.init_from
+    try:
+        state, summary, info = init_state(state, path)
+    except CheckpointError as e:
+        raise CheckpointError(f"model.init_from={path!r}: {e}") from e
+    differs = {}
+    for key, converted in info.get("config", {}).items():
+        current = _field_or_none(config, key)
+        if current is not None and _as_list(current) != _as_list(converted):
+            differs[key] = {"converted": converted, "config": _as_list(current)}
+    if not train and summary["fresh"]:
+        raise CheckpointError(
+            f"train.num_epochs=0 evaluates the model as loaded, but model.init_from={path!r} "
+            f"({info['arch']}, {info.get('num_classes')} classes) has no weights for its "
+            f"{', '.join(summary['fresh'])}; train it (train.num_epochs > 0) or convert a model "
+            "that has them"
+        )
+    logging.warning(
+        "model.init_from=%s (%s): loaded %s; random init: %s; converted but unused: %s%s",
+        path,
+        info["arch"],
+        ", ".join(summary["loaded"]),
+        ", ".join(summary["fresh"]) or "none",
+        ", ".join(summary["unused"]) or "none",
+        "".join(
+            f"; {k} is {v['config']!r}, converted with {v['converted']!r}"
+            for k, v in differs.items()
+        ),
+    )
+    if jax.process_index() == 0:
+        record = {
+            "path": os.path.abspath(os.path.expanduser(path)),
+            "arch": info["arch"],
+            "source": info.get("source"),
+            **summary,
+            "differs": differs,
+        }
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "init_from.json"), "w") as f:
+            json.dump(record, f, indent=1)
+    return state
+
+
+def _field_or_none(config, path: str):
+    try:
+        return field(config, path)
+    except (KeyError, AttributeError):
+        return None
+
+
+def _as_list(value):
+    """Tuples (config) and lists (JSON) compare equal."""
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def _by_submodule(variables: dict) -> dict:

@@ -3,7 +3,8 @@
 gpj's modules carry torchvision's names (`conv1`, `bn1`, `layer1_0/conv2`, `downsample_conv` …),
 so every gpj variable has exactly one PyTorch key. This module spells that correspondence out,
 converts layouts (conv OIHW → HWIO, linear (out, in) → (in, out)) and refuses a state dict with any
-missing, unknown or mis-shaped key. It needs numpy only; reading `.pth` files is `gpj.convert`'s.
+missing, unknown or mis-shaped key. It needs numpy only; reading `.pth` files is the command
+line's (`python -m gpj.convert`).
 
 Architectures:
   resnet18/34/50: torchvision's ImageNet ResNet (`conv1`, `bn1`, `layer1.0.conv1`,

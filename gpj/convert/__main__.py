@@ -16,17 +16,16 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-from gpj.engine import pretrained
+from gpj.convert import store, torch_layout
 from gpj.errors import CheckpointError, GpjError
-from gpj.models import torch_import
 
 _CHECKPOINT = flags.DEFINE_string("torch_checkpoint", None, "PyTorch checkpoint file (.pth).")
-_ARCH = flags.DEFINE_enum("arch", None, list(torch_import.ARCHS), "Architecture of the weights.")
+_ARCH = flags.DEFINE_enum("arch", None, list(torch_layout.ARCHS), "Architecture of the weights.")
 _OUT = flags.DEFINE_string("out", None, "Folder to write the gpj checkpoint into.")
 _OUTPUT_STRIDE = flags.DEFINE_enum(
     "output_stride",
     None,
-    [str(s) for s in torch_import.ASPP_RATES],
+    [str(s) for s in torch_layout.ASPP_RATES],
     "deeplabv3_resnet50 only: the output stride it was trained with (default 16; 8 dilates "
     "layer3 too). Sets the dilations, not the weights.",
 )
@@ -103,11 +102,11 @@ def convert_file(path: str, arch: str, out: str, *, output_stride: int = 16, ove
       The description written to `out/conversion.json`.
     """
     state_dict, layout = load_state_dict(path)
-    variables, info = torch_import.convert(
+    variables, info = torch_layout.convert(
         state_dict, arch, output_stride=output_stride, source=path
     )
     info = {"source": os.path.abspath(path), "stored_as": layout, **info}
-    pretrained.save(out, variables, info, overwrite=overwrite)
+    store.save(out, variables, info, overwrite=overwrite)
     return info
 
 
@@ -117,7 +116,7 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     try:
-        if _OUTPUT_STRIDE.value and not torch_import.ARCHS[_ARCH.value].segmentation:
+        if _OUTPUT_STRIDE.value and not torch_layout.ARCHS[_ARCH.value].segmentation:
             raise CheckpointError(f"--output_stride applies to deeplabv3 only, not {_ARCH.value}")
         try:
             import torch  # noqa: F401

@@ -1,0 +1,46 @@
+"""Summary statistics of repeated measurements: mean, sample std and a 95 % t-interval.
+
+Every experiment and report summarises seeds and random draws through `describe`, so a mean
+never appears without its n, its spread and its interval.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def describe(values: Sequence[float], confidence: float = 0.95) -> dict:
+    """{"mean", "std", "n", "ci95"} of `values`.
+
+    `std` is the sample standard deviation (ddof=1; 0 for a single value). `ci95` is the
+    two-sided Student-t interval of the mean with n - 1 degrees of freedom, `[low, high]`, or
+    None for a single value (one measurement has no interval).
+    """
+    values = np.asarray(values, np.float64)
+    n = len(values)
+    if n == 0:
+        raise ValueError("describe() needs at least one value")
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if n > 1 else 0.0
+    interval = None
+    if n > 1:
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
+        interval = [mean - half, mean + half]
+    return {"mean": mean, "std": std, "n": n, "ci95": interval}
+
+
+def summarise(rows: Sequence[dict], group_by: Sequence[str], metrics: Sequence[str]) -> list:
+    """Per group of rows with equal `group_by` fields (in first-seen order): those fields, n, and
+    `describe` of every metric."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in group_by), []).append(row)
+    return [
+        {
+            **dict(zip(group_by, key, strict=True)),
+            "n": len(members),
+            **{m: describe([r[m] for r in members]) for m in metrics},
+        }
+        for key, members in groups.items()
+    ]

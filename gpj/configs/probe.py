@@ -1,0 +1,71 @@
+"""Position probe: GAPNet vs PermuteNet on the location and object canvas tasks.
+
+  python -m gpj.main --config=configs/probe.py                    # embedded digits, ~3 min on 2 CPU cores
+  python -m gpj.main --config=configs/probe.py:tiny               # smoke test, < 1 min
+  python -m gpj.main --config=configs/probe.py:cifar10 \\
+      --config.data.data_dir=~/tensorflow_datasets                 # the paper's setting (GPU/TPU)
+  python -m gpj.main --config=configs/probe.py:imagenette         # ImageNet images (GPU/TPU)
+  python -m gpj.main --config=configs/probe.py:vgg16
+
+Any field can be overridden, e.g. `--config.model.padding=reflect --config.data.grid_size=4`.
+"""
+
+import ml_collections
+
+from gpj.configs import sections
+from gpj.configs.presets import apply_presets
+
+
+def get_config(arg=None):
+    c = ml_collections.ConfigDict()
+    c.experiment = "probe"
+    c.seed = 0
+    c.num_seeds = 2
+    # Each run is "head:task"; heads gapnet/permutenet, tasks location/object.
+    c.runs = ("gapnet:location", "gapnet:object", "permutenet:location", "permutenet:object")
+    # What each trained run is measured with (gpj.evaluators): every_cell accuracy and the
+    # position scores (skipped for PermuteNet, whose channel order is random at every pass).
+    c.evals = ("every_cell", "scores")
+
+    c.data = sections.data()
+    c.data.grid_size = 3  # the canvas is grid_size * image_size pixels wide
+
+    c.model = sections.model()
+    c.model.shuffle_layer = 5  # PermuteNet: permute before ResNet stage 1-4, or 5 = after GAP
+    c.model.blur_filter = 0  # 0 = plain strided downsampling; 1-5 = BlurPool with that filter
+
+    c.optim = sections.optim()
+    c.train = sections.train(num_epochs=8)
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.batch_size = 120
+
+    return apply_presets(c, arg, PRESETS)
+
+
+def _tiny(c):
+    sections.use_tiny(c)
+
+
+def _cifar10(c):
+    sections.use_cifar10(c)
+    c.model.stem = "paper"
+    c.train.num_epochs = 20
+    c.train.batch_size = 48
+    c.eval.batch_size = 96
+
+
+def _imagenette(c):
+    """Imagenette (10 ImageNet classes; `python -m gpj.prepare imagenette`), central squares at
+    64×64 on the 3×3 grid: 192×192 canvases, full-width ResNet-18."""
+    c.data.update(name="imagenette", image_size=64, channels=3, data_dir="~/tensorflow_datasets")
+    c.model.width = 1.0
+    c.train.update(num_epochs=20, batch_size=48, log_every=100, checkpoint_every=2000)
+    c.eval.batch_size = 96
+
+
+def _vgg16(c):
+    c.model.name = "vgg16"
+
+
+PRESETS = {"tiny": _tiny, "cifar10": _cifar10, "imagenette": _imagenette, "vgg16": _vgg16}

@@ -1,0 +1,245 @@
+"""The one run driver: every experiment's run kinds x seeds, trained and evaluated the same way.
+
+An experiment declares *kinds* of run (`gpj.kinds.Kind`: data, task, model, config, evaluators). The driver
+checks them all before any compute, then for each kind builds the optimizer and compiles the init
+and train programs and the evaluators' programs **once**, and runs every seed through them.
+
+Where a run's weights come from, in this order (recorded per run as `weights`):
+  1. its own checkpoint in `<workdir>/<folder>/seed<seed>` (resume, or a finished run re-evaluated);
+  2. a finished earlier workdir named in the config (`Kind.earlier`): loaded, not trained;
+  3. converted weights (`model.init_from`, see `gpj.convert`), then trained;
+  4. random initialisation, then trained.
+"""
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+
+from gpj import engine, evaluators, models
+from gpj.convert import store
+from gpj.data import batches, sources
+from gpj.errors import ConfigError
+from gpj.provenance import environment
+from gpj.validation import check_choice, check_positive, check_range
+
+
+def check_common(config) -> None:
+    """Checks the data, model, optim, train and eval fields that every experiment has, and that
+    `model.init_from` names converted weights that fit."""
+    check_choice(config, "data.name", sources.DATASETS)
+    check_choice(config, "data.channels", (1, 3))
+    check_choice(config, "model.name", models.MODEL_NAMES)
+    check_choice(config, "model.stem", models.STEMS)
+    check_choice(config, "model.padding", models.PADDINGS)
+    check_choice(config, "optim.name", engine.OPTIMIZERS)
+    check_choice(config, "optim.schedule", engine.SCHEDULES)
+    for path in (
+        "num_seeds",
+        "data.image_size",
+        "model.width",
+        "model.bn_momentum",
+        "optim.learning_rate",
+        "train.batch_size",
+        "train.log_every",
+        "train.checkpoint_every",
+        "train.keep_checkpoints",
+        "eval.batch_size",
+    ):
+        check_positive(config, path)
+    check_range(config, "model.bn_momentum", 0.0, 0.999999)
+    check_range(config, "data.test_fraction", 0.01, 0.99)
+    evaluators.check_names(config.evals)
+    store.check_config(config)
+
+
+def load_data(config) -> sources.ImageDataset:
+    """The image dataset of `config.data`."""
+    d = config.data
+    return sources.load_dataset(
+        d.name,
+        image_size=d.image_size,
+        channels=d.channels,
+        data_dir=os.path.expanduser(d.data_dir) or None,
+        test_fraction=d.test_fraction,
+        split_seed=d.split_seed,
+    )
+
+
+def check(kinds, mesh) -> dict:
+    """Checks every kind before any compute; returns {kind name: its evaluators}.
+
+    Batch sizes must split over the devices, the model must fit its input (shapes only, through
+    `jax.eval_shape`), earlier runs must exist, and every evaluator checks its settings against
+    the model's output shapes.
+
+    Raises:
+      ConfigError: one line naming the field and what would be valid.
+    """
+    built = {}
+    for kind in kinds:
+        c = kind.config
+        engine.check_batch_size(c.train.batch_size, mesh, "train.batch_size")
+        engine.check_batch_size(c.eval.batch_size, mesh, "eval.batch_size")
+        if len(kind.data.train_labels) < c.train.batch_size:
+            raise ConfigError(
+                f"train.batch_size={c.train.batch_size} exceeds the "
+                f"{len(kind.data.train_labels)} training images of {kind.data.name}"
+            )
+        shapes = output_shapes(kind)
+        if kind.earlier:
+            for seed in kind.seeds:
+                run_dir = kind.earlier_run_dir(seed)
+                if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+                    raise ConfigError(
+                        f"{kind.earlier_field}={kind.earlier!r} has no trained run of seed {seed} "
+                        f"(no {run_dir}/checkpoints); give an earlier workdir or a run folder "
+                        "holding checkpoints/"
+                    )
+        built[kind.name] = evaluators.build(kind, shapes, mesh)
+    return built
+
+
+def output_shapes(kind) -> dict:
+    """The shapes of the model's named outputs (`out`), or a ConfigError if the input is too
+    small for it."""
+    keys = {"params": jax.random.PRNGKey(0), "permute": jax.random.PRNGKey(0)}
+    shape = kind.task.input_shape(kind.data)
+    try:
+        (_, out), _ = jax.eval_shape(
+            lambda x: kind.model.init_with_output(keys, x, train=False),
+            jax.ShapeDtypeStruct(shape, jnp.float32),
+        )
+        ok = all(d > 0 for d in out["features"].shape)
+    except (ValueError, TypeError, ZeroDivisionError):
+        ok = False
+    if not ok:
+        m = kind.config.model
+        what, remedy = kind.task.too_small(shape, kind.config)
+        raise ConfigError(
+            f"{what} is too small for model.name={m.name!r} with model.padding={m.padding!r} "
+            f"and model.stem={m.stem!r}; {remedy}"
+        )
+    return jax.tree.map(lambda s: tuple(s.shape), out)
+
+
+def run(kinds, workdir: str, mesh) -> list:
+    """Trains (or loads) and evaluates every seed of every kind; one result row per run."""
+    plugins = check(kinds, mesh)
+    rows = []
+    for kind in kinds:
+        program = _Program(kind, mesh)
+        for seed in kind.seeds:
+            state, row = _obtain(kind, program, seed, workdir, mesh)
+            started = time.time()
+            for evaluator in plugins[kind.name]:
+                row.update(evaluator.run(state, kind.data, seed=seed))
+            rows.append({**row, "eval_time_s": time.time() - started})
+    return rows
+
+
+class _Program:
+    """A kind's optimizer and compiled init and train programs, shared by all its seeds."""
+
+    def __init__(self, kind, mesh):
+        self.num_steps = kind.num_steps
+        self.tx = engine.make_optimizer(kind.config.optim, self.num_steps)
+        self.train_step = engine.compile_train_step(kind.task.objective, mesh)
+        self.init = engine.compile_init(kind.model, self.tx, kind.task.input_shape(kind.data), mesh)
+
+
+def _obtain(kind, program, seed, workdir, mesh):
+    """The run's state, from the first weight source that has it, and its result row's start."""
+    run_dir = kind.run_dir(workdir, seed)
+    state = program.init(seed)
+    history, train_time = [], 0.0
+    if _has_checkpoint(run_dir):
+        weights = {"source": "checkpoint", "path": os.path.abspath(run_dir)}
+    elif kind.earlier:
+        run_dir = kind.earlier_run_dir(seed)
+        weights = {"source": "earlier_workdir", "path": os.path.abspath(run_dir)}
+        state = engine.restore(state, run_dir)
+    elif kind.config.model.init_from:
+        weights = {"source": "converted", "path": os.path.abspath(kind.config.model.init_from)}
+        state = store.start_from(state, kind.config, run_dir, train=program.num_steps > 0)
+    else:
+        weights = {"source": "init", "path": None}
+    if weights["source"] != "earlier_workdir":
+        started = time.time()
+        state, history = _fit(kind, program, state, seed, run_dir, mesh)
+        train_time = time.time() - started
+    inside = os.path.abspath(run_dir).startswith(os.path.abspath(workdir) + os.sep)
+    return state, {
+        **kind.labels,
+        "seed": seed,
+        "run_dir": os.path.relpath(run_dir, workdir) if inside else os.path.abspath(run_dir),
+        "weights": weights,
+        "steps": program.num_steps,
+        "history": history,
+        "train_time_s": train_time,
+    }
+
+
+def _has_checkpoint(run_dir: str) -> bool:
+    folder = os.path.join(run_dir, "checkpoints")
+    return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
+
+
+def _fit(kind, program, state, seed, run_dir, mesh):
+    """Trains (or resumes) one seed; the host yields raw images and labels in an order fixed by
+    (seed, step), and the task's objective builds its inputs on the device."""
+    c, data = kind.config, kind.data
+    n = len(data.train_labels)
+    pid, pcount = jax.process_index(), jax.process_count()
+
+    def batch_fn(step):
+        idx = batches.train_batch_indices(n, c.train.batch_size, seed, step, pid, pcount)
+        return {"image": data.train_images[idx], "label": data.train_labels[idx]}
+
+    return engine.fit(
+        state,
+        program.train_step,
+        batch_fn,
+        num_steps=program.num_steps,
+        mesh=mesh,
+        run_dir=run_dir,
+        log_every=c.train.log_every,
+        checkpoint_every=c.train.checkpoint_every,
+        keep_checkpoints=c.train.keep_checkpoints,
+        fingerprint={
+            **kind.fingerprint,
+            "seed": seed,
+            "num_steps": program.num_steps,
+            "batch_size": c.train.batch_size,
+            "model": c.model.to_dict(),
+            # Where the data lives does not change the run; what it is does.
+            "data": {k: v for k, v in c.data.to_dict().items() if k != "data_dir"},
+            "optim": c.optim.to_dict(),
+        },
+        desc=f"{kind.name} seed {seed}",
+    )
+
+
+def dataset_summary(dataset, **extra) -> dict:
+    return {
+        "name": dataset.name,
+        "num_train": len(dataset.train_labels),
+        "num_test": len(dataset.test_labels),
+        "num_classes": dataset.num_classes,
+        **extra,
+    }
+
+
+def results(config, experiment: str, *, runs, summary, started, **fields) -> dict:
+    """The results.json content every experiment writes (its own fields in between)."""
+    return {
+        "experiment": experiment,
+        "config": config.to_dict(),
+        "environment": environment(),
+        **fields,
+        "seeds": [config.seed + i for i in range(config.num_seeds)],
+        "runs": runs,
+        "summary": summary,
+        "wall_time_s": time.time() - started,
+    }

@@ -1,0 +1,98 @@
+"""Channel attacks: the task's metric with the top-N position channels of the backbone output
+ablated, beside N random channels (`attack.*` settings).
+
+Channels are ranked by the scores of the latent (the backbone output, globally pooled) on the
+test images, like the official code (the scores use no labels): by `flip_abs` (overall) and, for
+segmentation, by `flip_signed` (descending: "left", ascending: "right"). Segmentation runs also
+record one test image's predictions, clean and under each attack, for the example figure.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gpj import models, tasks
+from gpj.analysis import attack
+from gpj.errors import ConfigError
+from gpj.evaluators.every_cell import EveryCell
+from gpj.evaluators.regions import RegionMIoU
+from gpj.evaluators.scores import Scores, as_json
+
+RANKINGS = ("overall", "left", "right")
+_EXAMPLE_WIDTH = 256  # the example figure's data is subsampled to at most this many columns
+_METRICS = {tasks.Canvas: EveryCell, tasks.Segmentation: RegionMIoU}
+
+
+class Attack:
+    """`attack`: scores, the ranked and random attack curves and, for segmentation, the
+    region-specific rankings and the example figure's data."""
+
+    tasks = tuple(_METRICS)
+    applies = staticmethod(Scores.applies)
+
+    def __init__(self, kind, shapes, mesh):
+        self.kind = kind
+        self.settings = (kind.settings or kind.config).attack
+        self.scores = Scores(kind, shapes, mesh)
+        self.metric = _METRICS[type(kind.task)](kind, shapes, mesh)
+        self.regional = isinstance(kind.task, tasks.Segmentation)
+        self.num_channels = shapes["latent"][-1]
+        largest = max(self.settings.num_channels)
+        if largest > self.num_channels:
+            raise ConfigError(
+                f"attack.num_channels={tuple(self.settings.num_channels)!r} asks for {largest} "
+                f"channels, but the {kind.name} model's backbone output has {self.num_channels}; "
+                f"use sizes up to {self.num_channels}"
+            )
+        if self.regional:
+            self.predict = jax.jit(
+                lambda v, x, a: jnp.argmax(kind.model.apply(v, x, False, a)[0], -1)
+            )
+
+    def run(self, state, data, *, seed) -> dict:
+        sc = self.scores.scores(state, data.test_images)
+        fill = sc["mean"] if self.settings.fill == "mean" else None
+
+        def ablation(channels):
+            return {"features": models.channel_ablation(self.num_channels, channels, fill)}
+
+        rankings = {"overall": sc["rank_flip_abs"]}
+        if self.regional:
+            rankings.update(left=sc["rank_flip_signed"], right=sc["rank_flip_signed"][::-1])
+        sizes = tuple(self.settings.num_channels)
+        curves = attack.attack_curves(
+            lambda channels: self.metric.measure(state, data, ablation(channels)),
+            rankings,
+            num_channels=self.num_channels,
+            sizes=sizes,
+            num_draws=self.settings.num_random,
+            seed=seed,
+            desc=f"attack {self.kind.name} seed {seed}",
+        )
+        result = {
+            "num_channels": self.num_channels,
+            "sizes": list(sizes),
+            "curves": curves,
+            **as_json(sc),
+        }
+        if self.regional:
+            n = min(self.settings.example_channels, self.num_channels)
+            ablations = {"clean": ablation([])} | {
+                name: ablation(rankings[name][:n]) for name in RANKINGS
+            }
+            result["example"] = {"n": n, **self.example(state, data, ablations)}
+        return result
+
+    def example(self, state, data, ablations: dict) -> dict:
+        """The first test image's predictions, clean and under each ablation; every `step`-th
+        pixel of large images, so that results.json stays small."""
+        x = data.test_images[:1]
+        step = -(-x.shape[2] // _EXAMPLE_WIDTH)
+        return {
+            "image": x[0, ::step, ::step, 0].round(3).tolist(),
+            "label": data.test_labels[0][::step, ::step].tolist(),
+            "predictions": {
+                name: np.asarray(self.predict(state.variables, x, a))[0, ::step, ::step].tolist()
+                for name, a in ablations.items()
+            },
+        }

@@ -1,0 +1,75 @@
+"""The linear position probe: how well a logistic regression reads an image's position back from
+the model's frozen global-pooled latents."""
+
+import functools
+
+import jax
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from gpj import engine, tasks
+from gpj.data.batches import this_process_batches
+
+
+def latents_at(state, batch, rng, ablation=None, *, task):
+    """GAP latents of the batch's images placed at the batch's `offsets`."""
+    del rng
+    x = task.place(batch["image"], batch["offsets"])
+    _, out = state.apply_fn(state.variables, x, train=False, ablation=ablation)
+    return {"latent": out["latent"], "mask": batch["mask"]}
+
+
+class PositionProbe:
+    """`position_probe`: train and test images at seeded random offsets; the probe predicts which
+    of `eval.probe_grid`² equal-width offset cells each image is in (chance: the most frequent
+    test cell)."""
+
+    tasks = (tasks.Shift,)
+
+    def __init__(self, kind, shapes, mesh):
+        del shapes
+        self.kind, self.mesh = kind, mesh
+        self.step = engine.compile_eval_step(functools.partial(latents_at, task=kind.task), mesh)
+        self.offsets = self._offsets(kind)
+
+    @staticmethod
+    def _offsets(kind) -> dict:
+        """Seeded random offsets for the train and test images, and their offset-cell labels."""
+        m, g = kind.task.max_shift, kind.config.eval.probe_grid
+        rng = np.random.default_rng(kind.config.eval.probe_seed)
+        data = {}
+        for split, n in (
+            ("train", len(kind.data.train_labels)),
+            ("test", len(kind.data.test_labels)),
+        ):
+            offsets = rng.integers(0, 2 * m + 1, size=(n, 2)).astype(np.int32)
+            cells = offsets * g // (2 * m + 1)  # equal-width bins of the 2m+1 offsets per axis
+            data[split] = (offsets, (cells[:, 0] * g + cells[:, 1]).astype(np.int32))
+        return data
+
+    def latents(self, state, images, offsets) -> np.ndarray:
+        chunks = []
+        for batch in this_process_batches(
+            {"image": images, "offsets": offsets}, self.kind.config.eval.batch_size
+        ):
+            out = jax.device_get(
+                self.step(state, engine.shard_batch(batch, self.mesh), jax.random.PRNGKey(0), None)
+            )
+            chunks.append(np.asarray(out["latent"])[np.asarray(out["mask"])])  # the global batch
+        return np.concatenate(chunks)
+
+    def run(self, state, data, *, seed) -> dict:
+        del seed  # deterministic
+        (train_offsets, train_y), (test_offsets, test_y) = (
+            self.offsets["train"],
+            self.offsets["test"],
+        )
+        train_z = self.latents(state, data.train_images, train_offsets)
+        test_z = self.latents(state, data.test_images, test_offsets)
+        scaler = StandardScaler().fit(train_z)
+        clf = LogisticRegression(max_iter=2000).fit(scaler.transform(train_z), train_y)
+        return {
+            "position_probe_accuracy": float(clf.score(scaler.transform(test_z), test_y)),
+            "position_probe_chance": float(np.bincount(test_y).max() / len(test_y)),
+        }
