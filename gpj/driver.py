@@ -11,11 +11,13 @@ Where a run's weights come from, in this order (recorded per run as `weights`):
   4. random initialisation, then trained.
 """
 
+import json
 import os
 import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from gpj import engine, evaluators, models
 from gpj.convert import store
@@ -54,17 +56,26 @@ def check_common(config) -> None:
     store.check_config(config)
 
 
-def load_data(config) -> sources.ImageDataset:
-    """The image dataset of `config.data`."""
-    d = config.data
-    return sources.load_dataset(
-        d.name,
-        image_size=d.image_size,
-        channels=d.channels,
-        data_dir=os.path.expanduser(d.data_dir) or None,
-        test_fraction=d.test_fraction,
-        split_seed=d.split_seed,
-    )
+def finished_config(path: str, field: str, experiment: str):
+    """The config of a finished earlier `experiment` workdir named by the config field `field`.
+
+    Raises:
+      ConfigError: `path` holds no finished run of that experiment.
+    """
+    results_path = os.path.join(os.path.expanduser(path), "results.json")
+    try:
+        with open(results_path) as f:
+            results = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(
+            f"{field}={path!r} is not a finished {experiment} workdir: cannot read "
+            f"{results_path} ({e})"
+        ) from e
+    if results.get("experiment") != experiment:
+        raise ConfigError(
+            f"{field}={path!r} holds a {results.get('experiment')!r} run, not a {experiment} run"
+        )
+    return ml_collections.ConfigDict(results["config"])
 
 
 def check(kinds, mesh) -> dict:

@@ -1,7 +1,7 @@
 """Kinds of run: what all seeds of one run share, declared by the experiments for the driver.
 
 `canvas` builds the canvas-task kinds (GAPNet / PermuteNet on the location or object task) that
-both the probe and the attack train.
+both the probe and the attack train; `segmentation` the attack's DeepLabv3 runs.
 """
 
 import dataclasses
@@ -9,7 +9,9 @@ import os
 from typing import Any
 
 from gpj import models, tasks
-from gpj.data import batches
+from gpj.data import batches, cityscapes, sources
+from gpj.data import segmentation as segmentation_data
+from gpj.errors import ConfigError
 
 HEADS = ("gapnet", "permutenet")
 CANVAS_RUNS = tuple(f"{h}:{t}" for h in HEADS for t in tasks.TARGETS)
@@ -89,3 +91,43 @@ def canvas(config, spec: str, dataset, **fields) -> Kind:
         "fingerprint": {"head": head, "task": target},
     }
     return Kind(**(declared | fields))
+
+
+def segmentation(config) -> Kind:
+    """The segmentation runs of the attack's config: DeepLabv3 on digit canvases or Cityscapes,
+    loaded from `segmentation.init_workdir` when it is set."""
+    s = config.segmentation
+    if s.dataset == "cityscapes":
+        data = cityscapes.load(
+            data_dir=os.path.expanduser(s.data_dir) or None,
+            image_size=tuple(s.image_size),
+            max_examples=s.max_examples,
+        )
+    else:
+        try:
+            data = segmentation_data.digit_data(
+                sources.from_config(config.data),
+                seed=s.data_seed,
+                num_train=s.num_train,
+                num_test=s.num_test,
+                canvas_size=s.canvas_size,
+                digits_per_canvas=s.digits_per_canvas,
+                left_fraction=s.left_fraction,
+                label_radius=s.label_radius,
+            )
+        except ValueError as e:
+            raise ConfigError(f"segmentation: {e}") from e
+    # Where the data lives does not change the run; what it is does.
+    skip = ("init_workdir", "enabled", "data_dir")
+    return Kind(
+        name="segmentation",
+        labels={"model": "segmentation"},
+        config=config,
+        data=data,
+        task=tasks.Segmentation(data.ignore_label),
+        model=models.from_config(config.model, num_classes=data.num_classes, head="deeplab"),
+        evals=tuple(config.evals),
+        earlier=s.init_workdir,
+        earlier_field="segmentation.init_workdir",
+        fingerprint={"segmentation": {k: v for k, v in s.to_dict().items() if k not in skip}},
+    )

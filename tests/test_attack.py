@@ -155,6 +155,10 @@ def test_attack_loads_a_trained_model_or_trains_a_probe_and_reproduces(tiny_atta
 BAD_CONFIGS = {
     "sizes": (["--config.attack.num_channels=()"], "attack.num_channels=() must be positive"),
     "fill": (["--config.attack.fill=median"], "attack.fill='median' is not valid"),
+    "more channels than the model has": (
+        ["--config.attack.num_channels=(1, 4, 100)"],
+        "asks for 100 channels, but the segmentation model's backbone output has 64",
+    ),
     "backbone": (["--config.model.name=vgg16"], "model.name='vgg16' is not valid"),
     "stride": (["--config.model.output_stride=4"], "model.output_stride=4 is not valid"),
     "side": (

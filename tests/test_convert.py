@@ -578,6 +578,7 @@ def test_the_attack_evaluates_a_converted_deeplab_without_training(tiny_deeplab_
     results = json.loads((workdir / "results.json").read_text())
     (run,) = results["runs"]
     assert (run["model"], run["steps"], run["history"]) == ("segmentation", 0, [])
+    assert run["weights"] == {"source": "converted", "path": str(out)}
     record = json.loads((workdir / "segmentation" / "seed0" / "init_from.json").read_text())
     assert record["loaded"] == ["aspp", "backbone", "classifier", "head_bn", "head_conv"]
     assert record["fresh"] == [] and list(record["differs"]) == ["model.aspp_rates"]

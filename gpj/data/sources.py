@@ -1,6 +1,7 @@
 """Image datasets as normalised numpy arrays: the embedded digits or a prepared tfds dataset."""
 
 import dataclasses
+import os
 
 import jax
 import numpy as np
@@ -207,3 +208,15 @@ def _format(images: np.ndarray, image_size: int, channels: int) -> np.ndarray:
     if images.shape[-1] == 1 and channels == 3:
         images = np.repeat(images, 3, axis=-1)
     return images.astype(np.float32, copy=False)
+
+
+def from_config(data) -> ImageDataset:
+    """The dataset a `config.data` section describes."""
+    return load_dataset(
+        data.name,
+        image_size=data.image_size,
+        channels=data.channels,
+        data_dir=os.path.expanduser(data.data_dir) or None,
+        test_fraction=data.test_fraction,
+        split_seed=data.split_seed,
+    )

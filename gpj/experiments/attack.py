@@ -6,16 +6,13 @@ Segmentation: a DeepLabv3-style model trained on canvases of scattered digits or
 `attack` evaluator (`gpj.evaluators.attack`) ranks and ablates the channels of each.
 """
 
-import json
-import os
 import time
 
 import jax
-import ml_collections
 
 from gpj import driver, engine, kinds, models, report, tasks
 from gpj.analysis import attack
-from gpj.data import cityscapes, segmentation
+from gpj.data import cityscapes, sources
 from gpj.errors import ConfigError
 from gpj.validation import check_choice, check_positive, check_range
 
@@ -66,7 +63,7 @@ def validate(config) -> None:
             "nothing to attack: segmentation.enabled is False and classifier.tasks is empty"
         )
     if config.classifier.probe_workdir and config.classifier.tasks:
-        _probe_config(config.classifier.probe_workdir)
+        driver.finished_config(config.classifier.probe_workdir, "classifier.probe_workdir", "probe")
     if config.segmentation.enabled and config.segmentation.init_workdir and config.model.init_from:
         raise ConfigError(
             "set one of segmentation.init_workdir (an earlier attack's trained model) and "
@@ -78,7 +75,7 @@ def declare(config) -> list:
     """The run kinds: the segmentation model (unless disabled) and the GAPNets of
     `classifier.tasks`."""
     validate(config)
-    declared = [_segmentation_kind(config)] if config.segmentation.enabled else []
+    declared = [kinds.segmentation(config)] if config.segmentation.enabled else []
     return declared + _classifier_kinds(config)
 
 
@@ -109,70 +106,14 @@ def run(config, workdir: str) -> dict:
     return results
 
 
-def _segmentation_kind(config) -> kinds.Kind:
-    s = config.segmentation
-    if s.dataset == "cityscapes":
-        data = cityscapes.load(
-            data_dir=os.path.expanduser(s.data_dir) or None,
-            image_size=tuple(s.image_size),
-            max_examples=s.max_examples,
-        )
-    else:
-        try:
-            data = segmentation.digit_data(
-                driver.load_data(config),
-                seed=s.data_seed,
-                num_train=s.num_train,
-                num_test=s.num_test,
-                canvas_size=s.canvas_size,
-                digits_per_canvas=s.digits_per_canvas,
-                left_fraction=s.left_fraction,
-                label_radius=s.label_radius,
-            )
-        except ValueError as e:
-            raise ConfigError(f"segmentation: {e}") from e
-    # Where the data lives does not change the run; what it is does.
-    skip = ("init_workdir", "enabled", "data_dir")
-    return kinds.Kind(
-        name="segmentation",
-        labels={"model": "segmentation"},
-        config=config,
-        data=data,
-        task=tasks.Segmentation(data.ignore_label),
-        model=models.from_config(config.model, num_classes=data.num_classes, head="deeplab"),
-        evals=tuple(config.evals),
-        earlier=s.init_workdir,
-        earlier_field="segmentation.init_workdir",
-        fingerprint={"segmentation": {k: v for k, v in s.to_dict().items() if k not in skip}},
-    )
-
-
-def _probe_config(path: str) -> ml_collections.ConfigDict:
-    """The config of a finished probe workdir."""
-    results_path = os.path.join(os.path.expanduser(path), "results.json")
-    try:
-        with open(results_path) as f:
-            results = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(
-            f"classifier.probe_workdir={path!r} is not a finished probe workdir: cannot read "
-            f"{results_path} ({e})"
-        ) from e
-    if results.get("experiment") != "probe":
-        raise ConfigError(
-            f"classifier.probe_workdir={path!r} holds a {results.get('experiment')!r} run, "
-            "not a probe run"
-        )
-    return ml_collections.ConfigDict(results["config"])
-
-
 def _classifier_kinds(config) -> list:
     """GAPNet kinds of `classifier.tasks`: loaded from the probe workdir, or trained in
     `<workdir>/probe` with the `classifier.probe` settings; attacked with `config.attack`."""
     c = config.classifier
     if c.probe_workdir:
-        probe_config, where = _probe_config(c.probe_workdir), {"earlier": c.probe_workdir}
-        where["earlier_field"] = "classifier.probe_workdir"
+        field = "classifier.probe_workdir"
+        probe_config = driver.finished_config(c.probe_workdir, field, "probe")
+        where = {"earlier": c.probe_workdir, "earlier_field": field}
         missing = [t for t in c.tasks if f"gapnet:{t}" not in probe_config.runs]
         if missing:
             raise ConfigError(
@@ -181,7 +122,7 @@ def _classifier_kinds(config) -> list:
             )
     else:
         probe_config = c.probe.copy_and_resolve_references()
-    dataset = driver.load_data(probe_config) if c.tasks else None
+    dataset = sources.from_config(probe_config.data) if c.tasks else None
     return [
         kinds.canvas(
             probe_config,

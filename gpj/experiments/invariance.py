@@ -13,7 +13,7 @@ import jax
 
 from gpj import driver, engine, kinds, models, report, tasks
 from gpj.analysis import stats
-from gpj.data import shift
+from gpj.data import shift, sources
 from gpj.errors import ConfigError
 from gpj.validation import check_choice, check_positive, check_range
 
@@ -93,7 +93,7 @@ def kind(config, name: str, dataset) -> kinds.Kind:
 def declare(config) -> list:
     """The run kinds: one per variant, on the images of `config.data`."""
     validate(config)
-    dataset = driver.load_data(config)
+    dataset = sources.from_config(config.data)
     return [kind(config, name, dataset) for name in config.variants]
 
 

@@ -13,6 +13,7 @@ import jax
 
 from gpj import driver, engine, kinds, report
 from gpj.analysis import stats
+from gpj.data import sources
 from gpj.errors import ConfigError
 from gpj.validation import check_positive, check_range
 
@@ -46,7 +47,7 @@ def validate(config) -> None:
 def declare(config) -> list:
     """The run kinds: one per `runs` entry (head:task), on the canvases of `config.data`."""
     validate(config)
-    dataset = driver.load_data(config)
+    dataset = sources.from_config(config.data)
     return [kinds.canvas(config, spec, dataset) for spec in config.runs]
 
 

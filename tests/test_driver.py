@@ -1,0 +1,101 @@
+"""The run driver: each program compiles once per run kind, weights come from one written order,
+evaluators plug into any experiment, and the statistics are right."""
+
+import collections
+import json
+
+import jax
+import numpy as np
+import pytest
+from conftest import parse_config
+from scipy import stats as scipy_stats
+
+from gpj.analysis import stats
+from gpj.experiments import EXPERIMENTS
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+# gpj's own programs (the rest are JAX's and orbax's small helpers).
+PROGRAMS = (
+    *("_init_state", "train_step", "every_cell_eval", "sweep_step", "shift_eval"),
+    *("latents_at", "region_eval", "<lambda>"),
+)
+
+
+def compile_counts(fn):
+    """fn's result and how many times each program was compiled (or loaded from the persistent
+    cache: JAX reports both as a backend compile) while it ran, by function name."""
+    counts = collections.Counter()
+
+    def listen(event, duration, **kwargs):
+        del duration
+        if event == COMPILE_EVENT:
+            counts[kwargs.get("fun_name", "").removeprefix("jit(").removesuffix(")")] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        return fn(), counts
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+
+
+# Two seeds of each experiment's tiny preset, with `kinds` run kinds. The invariance run also adds
+# the position scores to its evaluators, with one override.
+TWO_SEED_RUNS = {
+    "probe": (["--config.runs=('gapnet:location','permutenet:object')"], 2),
+    "invariance": (["--config.evals=('shift','position_probe','scores')"], 2),
+    "attack": (["--config.classifier.tasks=('location',)"], 2),
+}
+
+
+@pytest.mark.parametrize("experiment", TWO_SEED_RUNS)
+def test_each_program_compiles_once_per_run_kind(experiment, tiny_probe, tmp_path):
+    overrides, kinds = TWO_SEED_RUNS[experiment]
+    args = [f"--config=configs/{experiment}.py:tiny", "--config.num_seeds=2", *overrides]
+    if experiment == "attack":  # GAPNets of the shared tiny probe: loaded, not trained
+        args.append(f"--config.classifier.probe_workdir={tiny_probe[0]}")
+    config = parse_config(args)
+    results, counts = compile_counts(lambda: EXPERIMENTS[experiment].run(config, str(tmp_path)))
+    trained = {r["run_dir"].split("/seed")[0] for r in results["runs"] if r["history"]}
+    assert len({r["seed"] for r in results["runs"]}) == 2
+    # Every kind's train step and init compiled exactly once, although each served two seeds;
+    # no program compiled more often than there are kinds.
+    ours = {name: n for name, n in counts.items() if name in PROGRAMS}
+    assert ours["train_step"] == len(trained) and ours["_init_state"] == kinds, ours
+    assert max(ours.values()) <= kinds, ours
+    if experiment == "invariance":
+        assert all("scores" in r and "consistency" in r for r in results["runs"])
+        assert counts["sweep_step"] == kinds
+
+
+def test_weights_come_from_init_then_from_the_runs_own_checkpoint(tiny_probe):
+    workdir, _ = tiny_probe
+    results = json.loads((workdir / "results.json").read_text())
+    assert {r["weights"]["source"] for r in results["runs"]} == {"init"}
+    assert all(r["weights"]["path"] is None for r in results["runs"])
+
+
+@pytest.mark.parametrize("values", [[0.5, 0.7, 0.9], [1.0, 2.0], [3.0, 3.0, 3.0, 3.0]])
+def test_describe_gives_mean_sample_std_and_the_t_interval(values):
+    d = stats.describe(values)
+    assert d["n"] == len(values) and d["mean"] == pytest.approx(np.mean(values))
+    assert d["std"] == pytest.approx(np.std(values, ddof=1))
+    low, high = (
+        scipy_stats.t.interval(
+            0.95, len(values) - 1, loc=np.mean(values), scale=scipy_stats.sem(values)
+        )
+        if np.std(values)
+        else (np.mean(values), np.mean(values))
+    )
+    assert d["ci95"] == pytest.approx([low, high])
+
+
+def test_one_value_has_no_interval_and_no_value_is_an_error():
+    assert stats.describe([0.25]) == {"mean": 0.25, "std": 0.0, "n": 1, "ci95": None}
+    with pytest.raises(ValueError):
+        stats.describe([])
+
+
+def test_summarise_groups_rows_in_first_seen_order():
+    rows = [{"k": "b", "m": 1.0}, {"k": "a", "m": 2.0}, {"k": "b", "m": 3.0}]
+    summary = stats.summarise(rows, ("k",), ("m",))
+    assert [(s["k"], s["n"], s["m"]["mean"]) for s in summary] == [("b", 2, 2.0), ("a", 1, 2.0)]
