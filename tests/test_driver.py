@@ -3,6 +3,7 @@ evaluators plug into any experiment, and the statistics are right."""
 
 import collections
 import json
+import os
 
 import jax
 import numpy as np
@@ -11,6 +12,7 @@ from conftest import parse_config
 from scipy import stats as scipy_stats
 
 from gpj.analysis import stats
+from gpj.engine import compilation_cache
 from gpj.experiments import EXPERIMENTS
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
@@ -99,3 +101,18 @@ def test_summarise_groups_rows_in_first_seen_order():
     rows = [{"k": "b", "m": 1.0}, {"k": "a", "m": 2.0}, {"k": "b", "m": 3.0}]
     summary = stats.summarise(rows, ("k",), ("m",))
     assert [(s["k"], s["n"], s["m"]["mean"]) for s in summary] == [("b", 2, 2.0), ("a", 1, 2.0)]
+
+
+def test_runs_share_the_persistent_compilation_cache(tiny_probe):
+    """`gpj.main` children of this session write their programs to the session's cache folder
+    (JAX_COMPILATION_CACHE_DIR, set by conftest), from where later runs load them."""
+    del tiny_probe
+    assert any("train_step" in name for name in os.listdir(os.environ["JAX_COMPILATION_CACHE_DIR"]))
+
+
+def test_the_cache_folder_defaults_to_the_users_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compilation_cache.default_dir() == str(tmp_path / "gpj" / "jax")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
+    assert compilation_cache.default_dir() == "/elsewhere"

@@ -3,7 +3,8 @@
   train          gpj's GAPNet ResNet-18 train step vs the official code's PyTorch model
   scores         the one-pass position-score sweep vs a per-image loop
   canvas         device-side canvas construction vs a per-sample Python loop
-  probe_default  wall time and peak memory of the default main job
+  probe_default  wall time (cold, and with a warm compilation cache) and peak memory of the
+                 default main job
 
 Results are printed as a table and, with --out, written as JSON ({name: {metric: value}}).
 """

@@ -1,8 +1,10 @@
 """`probe_default`: wall time and peak memory of the default main job.
 
-Runs `python -m gpj.main --config=configs/probe.py` in a fresh temporary workdir (deleted
-afterwards), once: it takes minutes, so the `repeats` of the other benchmarks do not apply. Wall
-time is the child's, start to exit; peak memory is the child's largest resident set (VmHWM, Linux).
+Runs `python -m gpj.main --config=configs/probe.py` twice, each in a fresh temporary workdir,
+with one fresh persistent compilation cache (all deleted afterwards): the first run compiles
+every program, the second loads them from the cache. Each takes minutes, so the `repeats` of the
+other benchmarks do not apply. Wall time is the child's, start to exit; peak memory is the
+child's largest resident set (VmHWM, Linux).
 """
 
 import json
@@ -18,6 +20,22 @@ import gpj
 CONFIG = os.path.join("configs", "probe.py")
 GOAL_WALL_S = 300
 GOAL_PEAK_RSS_GIB = 3.0
+
+
+def _run_job(root: str, argv: list) -> tuple[float, int, dict]:
+    """(wall seconds, peak KiB, results.json) of one `python ARGV` in a fresh workdir."""
+    workdir = tempfile.mkdtemp(prefix="gpj-probe-default-")
+    try:
+        wall_s, peak_kib, code, err = _run_child(
+            [sys.executable, *argv, f"--workdir={workdir}"], cwd=root
+        )
+        if code != 0:
+            tail = "\n".join(err.strip().splitlines()[-10:])
+            sys.exit(f"error: the probe job failed (exit {code}):\n{tail}")
+        with open(os.path.join(workdir, "results.json")) as f:
+            return wall_s, peak_kib, json.load(f)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _repository_root() -> str:
@@ -59,25 +77,21 @@ def _run_child(argv: list[str], cwd: str) -> tuple[float, int, int, str]:
 
 
 def run(repeats: int, args=()) -> dict:
-    """Runs the job once (`repeats` is ignored). `args` go after the default arguments; one of
-    the form `--config=...` replaces the default config (e.g. `--config=configs/probe.py:tiny`)."""
+    """Runs the job twice, cold then with a warm compilation cache (`repeats` is ignored). `args`
+    go after the default arguments; one of the form `--config=...` replaces the default config
+    (e.g. `--config=configs/probe.py:tiny`)."""
     del repeats
     root = _repository_root()
     args = list(args)
     config = [] if any(a.startswith("--config=") for a in args) else [f"--config={CONFIG}"]
-    workdir = tempfile.mkdtemp(prefix="gpj-probe-default-")
+    argv = ["-m", "gpj.main", *config, *args]
+    cache = tempfile.mkdtemp(prefix="gpj-probe-default-cache-")
     try:
-        argv = ["-m", "gpj.main", *config, *args]
-        wall_s, peak_kib, code, err = _run_child(
-            [sys.executable, *argv, f"--workdir={workdir}"], cwd=root
+        (wall_s, peak_kib, results), (warm_s, _, again) = (
+            _run_job(root, [*argv, f"--compilation_cache={cache}"]) for _ in range(2)
         )
-        if code != 0:
-            tail = "\n".join(err.strip().splitlines()[-10:])
-            sys.exit(f"error: the probe job failed (exit {code}):\n{tail}")
-        with open(os.path.join(workdir, "results.json")) as f:
-            results = json.load(f)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
     peak_rss_gib = peak_kib / 2**20
     accuracy = {
         f"accuracy_{row['head']}_{row['task']}": row["accuracy"]["mean"]
@@ -85,6 +99,9 @@ def run(repeats: int, args=()) -> dict:
     }
     return {
         "wall_s": wall_s,
+        "wall_cached_s": warm_s,
+        "cached_speedup": wall_s / warm_s,
+        "same_results_cached": results["summary"] == again["summary"],
         "peak_rss_gib": peak_rss_gib,
         "goal_wall_s": GOAL_WALL_S,
         "goal_peak_rss_gib": GOAL_PEAK_RSS_GIB,
