@@ -37,14 +37,34 @@ def gpj_command(module, *args, **kw):
     )
 
 
+def finished_run(workdir, *args) -> str:
+    """Runs `python -m gpj.main ARGS --workdir=WORKDIR` to the end; returns its stdout."""
+    proc = gpj_command("gpj.main", *args, f"--workdir={workdir}")
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+# Finished runs of each experiment's tiny preset, shared by the whole session (read only: a test
+# that reruns in one works on a copy). Tests, notebooks and the compile-count test build on them.
 @pytest.fixture(scope="session")
 def tiny_probe(tmp_path_factory):
-    """A finished `configs/probe.py:tiny` run, shared by the probe and attack tests (read only)."""
     workdir = tmp_path_factory.mktemp("tiny-probe")
-    proc = gpj_command("gpj.main", "--config=configs/probe.py:tiny", f"--workdir={workdir}")
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-3000:]
-    return workdir, out
+    return workdir, finished_run(workdir, "--config=configs/probe.py:tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_attack(tmp_path_factory, tiny_probe):
+    """The tiny attack on the tiny probe's GAPNets, training its segmentation model."""
+    workdir = tmp_path_factory.mktemp("tiny-attack")
+    probe_workdir = f"--config.classifier.probe_workdir={tiny_probe[0]}"
+    return workdir, finished_run(workdir, "--config=configs/attack.py:tiny", probe_workdir)
+
+
+@pytest.fixture(scope="session")
+def tiny_invariance(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny-invariance")
+    return workdir, finished_run(workdir, "--config=configs/invariance.py:tiny")
 
 
 def parse_config(args):

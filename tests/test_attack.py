@@ -69,21 +69,6 @@ def test_segmentation_loss_is_the_mean_cross_entropy_over_labelled_pixels():
     assert float(metrics["accuracy"]) == pytest.approx(expected_acc, abs=1e-6)
 
 
-@pytest.fixture(scope="module")
-def tiny_attack(tmp_path_factory, tiny_probe):
-    """The tiny attack on the shared tiny probe's GAPNets, training its segmentation model."""
-    workdir = tmp_path_factory.mktemp("attack")
-    proc = gpj_command(
-        "gpj.main",
-        "--config=configs/attack.py:tiny",
-        f"--workdir={workdir}",
-        f"--config.classifier.probe_workdir={tiny_probe[0]}",
-    )
-    out, err = proc.communicate(timeout=900)
-    assert proc.returncode == 0, err[-3000:]
-    return workdir, out
-
-
 def test_tiny_attack_writes_curves_tables_figures(tiny_attack):
     workdir, out = tiny_attack
     results = json.loads((workdir / "results.json").read_text())

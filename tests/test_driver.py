@@ -40,21 +40,27 @@ def compile_counts(fn):
         jax.monitoring.unregister_event_duration_listener(listen)
 
 
-# Two seeds of each experiment's tiny preset, with `kinds` run kinds. The invariance run also adds
-# the position scores to its evaluators, with one override.
+# Two seeds of each experiment's tiny preset, with `kinds` run kinds; the invariance run also adds
+# the position scores to its evaluators, with one override. The session's finished tiny runs have
+# put these programs in the compilation cache: here they are loaded (JAX counts that as a
+# compile, too), so the test costs little more than the two seeds' steps.
 TWO_SEED_RUNS = {
-    "probe": (["--config.runs=('gapnet:location','permutenet:object')"], 2),
-    "invariance": (["--config.evals=('shift','position_probe','scores')"], 2),
+    "probe": (["--config.runs=('gapnet:location',)"], 1),
+    "invariance": (
+        ["--config.variants=('baseline',)", "--config.evals=('shift','position_probe','scores')"],
+        1,
+    ),
     "attack": (["--config.classifier.tasks=('location',)"], 2),
 }
 
 
 @pytest.mark.parametrize("experiment", TWO_SEED_RUNS)
-def test_each_program_compiles_once_per_run_kind(experiment, tiny_probe, tmp_path):
+def test_each_program_compiles_once_per_run_kind(experiment, tmp_path, request):
     overrides, kinds = TWO_SEED_RUNS[experiment]
+    request.getfixturevalue(f"tiny_{experiment}")
     args = [f"--config=configs/{experiment}.py:tiny", "--config.num_seeds=2", *overrides]
     if experiment == "attack":  # GAPNets of the shared tiny probe: loaded, not trained
-        args.append(f"--config.classifier.probe_workdir={tiny_probe[0]}")
+        args.append(f"--config.classifier.probe_workdir={request.getfixturevalue('tiny_probe')[0]}")
     config = parse_config(args)
     results, counts = compile_counts(lambda: EXPERIMENTS[experiment].run(config, str(tmp_path)))
     trained = {r["run_dir"].split("/seed")[0] for r in results["runs"] if r["history"]}

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import flax.struct
 import jax
@@ -126,23 +124,9 @@ def test_presets_are_valid(preset):
     invariance.validate(get_config(preset))
 
 
-def test_tiny_invariance_run_end_to_end(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gpj.main",
-            "--config=configs/invariance.py:tiny",
-            f"--workdir={tmp_path}",
-        ],
-        check=False,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| variant | centred acc. | shifted acc. | consistency |" in proc.stdout
+def test_tiny_invariance_run_end_to_end(tiny_invariance):
+    tmp_path, out = tiny_invariance
+    assert "| variant | centred acc. | shifted acc. | consistency |" in out
     results = json.loads((tmp_path / "results.json").read_text())
     assert [r["variant"] for r in results["runs"]] == ["baseline", "augshift_blurpool"]
     for r in results["runs"]:

@@ -27,6 +27,13 @@ def num_params(tree):
 
 # Spatial side and channels of every named output of the width-0.125 models on a 48x48 input.
 EXPECTED_OUTPUTS = {
+    "resnet10": {
+        "stem": (24, 8),
+        "stage1": (24, 8),
+        "stage2": (12, 16),
+        "stage3": (6, 32),
+        "stage4": (3, 64),
+    },
     "resnet18": {
         "stem": (24, 8),
         "stage1": (24, 8),
@@ -120,6 +127,7 @@ def test_too_small_input_raises_instead_of_empty_maps():
 @pytest.mark.parametrize(
     "name, expected",
     [
+        ("resnet10", 4_905_792),  # resnet18 minus one BasicBlock per stage, layer by layer
         ("resnet18", 11_176_512),  # torchvision resnet18 minus fc
         ("resnet50", 23_508_032),  # torchvision resnet50 minus fc
         ("vgg11", 9_225_984),  # torchvision vgg11_bn .features

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 import nbformat
@@ -128,8 +129,6 @@ def execute(name, workdir, overrides, monkeypatch, tmp_path):
         nbformat.v4.new_code_cell(injected, metadata={"tags": ["injected-parameters"]}),
     )
     use_this_interpreter(monkeypatch, tmp_path)
-    # One CPU device, as on a Colab CPU runtime (conftest sets 8 virtual ones for the suite).
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
     client = NotebookClient(
         nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": ROOT}}
     )
@@ -138,9 +137,14 @@ def execute(name, workdir, overrides, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_tiny_preset_on_cpu(name, tmp_path, monkeypatch):
+def test_notebook_runs_tiny_preset_on_cpu(name, tmp_path, monkeypatch, request):
+    """Each notebook on a copy of the session's finished tiny run of its experiment: the notebook
+    runs the same `gpj.main` command, which finds every run trained and re-evaluates it (training
+    itself is tested by the experiments' own tests), then shows the report."""
     overrides, header = NOTEBOOKS[name]
     workdir = tmp_path / "run"
+    shutil.copytree(request.getfixturevalue(f"tiny_{name}")[0], workdir)
+    (workdir / "results.json").unlink()
     nb = execute(name, workdir, overrides, monkeypatch, tmp_path)
 
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]

@@ -38,7 +38,7 @@ def test_tiny_probe_writes_results_report_figures_checkpoints(tiny_probe):
         assert any(f.startswith("events.out.tfevents") for f in os.listdir(run_dir / "tensorboard"))
     assert results["chance"] == {"location": 1 / 9, "object": 1 / 10}
     assert results["environment"]["device_count"] >= 1 and results["environment"]["packages"]["jax"]
-    assert results["config"]["model"]["name"] == "resnet18"
+    assert results["config"]["model"]["name"] == "resnet10"
     report = (workdir / "report.md").read_text()
     assert "| model | location (chance 11.1) | object (chance 10.0) |" in report
     for figure in ("per_cell_accuracy.png", "training_curves.png"):
@@ -76,7 +76,7 @@ def test_rerun_on_the_same_workdir_resumes_and_reproduces(tiny_probe, tmp_path):
 BAD_CONFIGS = {
     "model": (
         ["--config.model.name=resnet19"],
-        "model.name='resnet19' is not valid; choose one of: resnet18",
+        "model.name='resnet19' is not valid; choose one of: resnet10, resnet18",
     ),
     "padding": (
         ["--config.model.padding=mirror"],

@@ -20,7 +20,7 @@ def data(**overrides) -> ml_collections.ConfigDict:
 
 def model(**overrides) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.name = "resnet18"  # resnet18 | resnet34 | resnet50 | vgg11 | vgg16
+    c.name = "resnet18"  # resnet18 | resnet34 | resnet50 | vgg11 | vgg16 | resnet10 (smoke tests)
     c.width = 0.25  # channel multiplier (1.0 = 64..512 channels)
     c.stem = "paper"  # paper (7x7/2, no max-pool) | cifar (3x3/1) | imagenet (7x7/2 + max-pool)
     c.padding = "zero"  # zero | reflect | replicate | circular | valid | partial
@@ -70,6 +70,6 @@ def use_tiny(c: ml_collections.ConfigDict) -> None:
     """The smoke-test settings both experiments' tiny presets share."""
     c.num_seeds = 1
     c.data.image_size = 8
-    c.model.width = 0.125
+    c.model.update(name="resnet10", width=0.125)
     c.train.update(num_epochs=1, batch_size=32, log_every=10, checkpoint_every=20)
     c.eval.batch_size = 200

@@ -7,10 +7,15 @@ from gpj.models.blurpool import FILTER_SIZES
 from gpj.models.conv import PADDINGS, scaled_width
 from gpj.models.deeplab import DeepLabV3
 from gpj.models.heads import GAPNet, LinearNet, PermuteNet
-from gpj.models.resnet import STEMS, ResNet18, ResNet34, ResNet50, stage_schedule
+from gpj.models.resnet import STEMS, ResNet10, ResNet18, ResNet34, ResNet50, stage_schedule
 from gpj.models.vgg import VGG11, VGG16
 
-_RESNETS = {"resnet18": ResNet18, "resnet34": ResNet34, "resnet50": ResNet50}
+_RESNETS = {
+    "resnet10": ResNet10,
+    "resnet18": ResNet18,
+    "resnet34": ResNet34,
+    "resnet50": ResNet50,
+}
 _VGGS = {"vgg11": VGG11, "vgg16": VGG16}
 RESNET_NAMES = tuple(_RESNETS)  # the backbones DeepLabv3 takes
 MODEL_NAMES = (*_RESNETS, *_VGGS)

@@ -211,6 +211,9 @@ class ResNet(nn.Module):
         )(x)
 
 
+# One block per stage: the same stems, strides, dilations and heads at half ResNet-18's depth,
+# for smoke runs and tests, where depth does not matter (the `tiny` presets).
+ResNet10 = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), block_cls=BasicBlock)
 ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock)
 ResNet34 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BasicBlock)
 ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=Bottleneck)
