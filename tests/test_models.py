@@ -431,7 +431,7 @@ def test_vgg_shuffle_layer_message_says_resnet_only():
 
 
 def test_choice_tuples():
-    assert MODEL_NAMES == ("resnet18", "resnet34", "resnet50", "vgg11", "vgg16")
+    assert MODEL_NAMES == ("resnet10", "resnet18", "resnet34", "resnet50", "vgg11", "vgg16")
     assert HEADS == ("gapnet", "permutenet", "linear")
     assert BLUR_FILTERS == (0, 1, 2, 3, 4, 5)
     assert STEMS == ("paper", "cifar", "imagenet")
