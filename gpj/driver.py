@@ -56,6 +56,17 @@ def check_common(config) -> None:
     store.check_config(config)
 
 
+def require_evals(config, names) -> None:
+    """`config.evals` must hold the evaluators whose results the experiment's report shows."""
+    missing = [name for name in names if name not in config.evals]
+    if missing:
+        raise ConfigError(
+            f"evals={tuple(config.evals)!r} lacks {', '.join(map(repr, missing))}, which the "
+            f"{config.experiment} report needs; add to the defaults, e.g. "
+            f"evals={(*names, *(e for e in config.evals if e not in names))!r}"
+        )
+
+
 def finished_config(path: str, field: str, experiment: str):
     """The config of a finished earlier `experiment` workdir named by the config field `field`.
 

@@ -415,7 +415,11 @@ def test_deeplab_features_ablation(deeplab):
 @pytest.mark.parametrize(
     "name, kwargs, message",
     [
-        ("vgg11", {}, r"name='vgg11' is not one of \('resnet18', 'resnet34', 'resnet50'\)"),
+        (
+            "vgg11",
+            {},
+            r"name='vgg11' is not one of \('resnet10', 'resnet18', 'resnet34', 'resnet50'\)",
+        ),
         ("resnet18", {"output_stride": 4}, "output_stride"),
         ("resnet18", {"output_stride": 32}, "output_stride"),
         ("resnet18", {"stem": "cifar", "output_stride": 16}, "output_stride"),

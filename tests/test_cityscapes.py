@@ -194,7 +194,7 @@ def test_attack_runs_on_cityscapes(cityscapes_dir, tmp_path):
         f"--workdir={tmp_path}",
         f"--config.segmentation.data_dir={cityscapes_dir}",
         "--config.segmentation.image_size=(64, 128)",
-        "--config.model.name=resnet18",
+        "--config.model.name=resnet10",
         "--config.model.width=0.125",
         "--config.model.aspp_rates=(1, 2)",
         "--config.optim.warmup_steps=0",

@@ -601,7 +601,7 @@ def test_init_from_is_checked_before_any_compute(tiny_deeplab_dir, tmp_path):
             {"model.init_from": str(out)},
             (
                 "holds deeplabv3_resnet50 weights, which need model.name='resnet50'; the config "
-                "has 'resnet18'"
+                "has 'resnet10'"
             ),
         ),
         "both": (

@@ -30,7 +30,7 @@ def dataset():
 
 @pytest.fixture(scope="module")
 def model():
-    return models.build_model("resnet18", num_classes=GRID * GRID, width=0.125)
+    return models.build_model("resnet10", num_classes=GRID * GRID, width=0.125)
 
 
 def optim_config(**overrides):
@@ -199,7 +199,7 @@ def test_corrupt_checkpoint_is_reported_and_left_untouched(tmp_path, model, data
 def test_incompatible_checkpoint_is_a_clear_error(tmp_path, model, dataset):
     mesh = engine.make_mesh()
     fit(tmp_path, model, dataset, mesh, num_steps=4)
-    wider = models.build_model("resnet18", num_classes=GRID * GRID, width=0.25)
+    wider = models.build_model("resnet10", num_classes=GRID * GRID, width=0.25)
     with pytest.raises(CheckpointError, match="cannot restore"):
         fit(tmp_path, wider, dataset, mesh, num_steps=4)
 

@@ -220,7 +220,7 @@ def batch():
 @pytest.mark.parametrize("shuffle_layer", [1, 2, 3, 4, 5])
 def test_permutenet_draws_a_fresh_permutation_per_call(shuffle_layer, batch):
     model = build_model(
-        "resnet18", num_classes=5, head="permutenet", width=0.125, shuffle_layer=shuffle_layer
+        "resnet10", num_classes=5, head="permutenet", width=0.125, shuffle_layer=shuffle_layer
     )
     variables = model.init(RNGS, batch, train=False)
 

@@ -2,11 +2,16 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import ROOT, assert_command_line_errors
+
+from gpj.engine import distributed
+from gpj.errors import ConfigError
 
 
 def test_two_processes_match_one_process_and_write_one_result(tiny_probe, tmp_path):
@@ -61,23 +66,29 @@ def test_two_processes_match_one_process_and_write_one_result(tiny_probe, tmp_pa
     )
 
 
-def test_bad_multi_process_flags_fail_fast(tmp_path):
+# (coordinator_address, num_processes, process_id, auto): the message of the refusal. All are
+# refused before JAX is touched, so they run in-process; the command line's one-line contract
+# for these flags is checked once below.
+BAD_FLAGS = {
+    "incomplete": ((None, 2, None, False), "missing: --coordinator_address, --process_id"),
+    "bad address": (("localhost", 2, 0, False), "is not HOST:PORT"),
+    "bad id": (("127.0.0.1:1", 2, 2, False), "--process_id=2 must be in [0, 2)"),
+    "auto and explicit": ((None, None, 0, True), "drop --process_id"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FLAGS)
+def test_bad_multi_process_flags_are_refused_before_jax_starts(case):
+    args, message = BAD_FLAGS[case]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        distributed.initialize(*args)
+
+
+def test_bad_multi_process_flags_fail_fast_on_the_command_line(tmp_path):
     assert_command_line_errors(
         "configs/probe.py:tiny",
         {
             "incomplete": (["--num_processes=2"], "missing: --coordinator_address, --process_id"),
-            "bad address": (
-                ["--coordinator_address=localhost", "--num_processes=2", "--process_id=0"],
-                "is not HOST:PORT",
-            ),
-            "bad id": (
-                ["--coordinator_address=127.0.0.1:1", "--num_processes=2", "--process_id=2"],
-                "--process_id=2 must be in [0, 2)",
-            ),
-            "auto and explicit": (
-                ["--distributed=auto", "--process_id=0"],
-                "drop --process_id",
-            ),
             "no cluster": (["--distributed=auto"], "--distributed=auto found no cluster"),
         },
         tmp_path,

@@ -97,6 +97,10 @@ BAD_CONFIGS = {
     ),
     "runs": (["--config.runs=('gapnet:colour',)"], "runs entry 'gapnet:colour' is not valid"),
     "evals": (["--config.evals=('every_cell','accuracy')"], "evals entry 'accuracy' is not valid"),
+    "report's evaluator missing": (
+        ["--config.evals=('scores',)"],
+        "evals=('scores',) lacks 'every_cell', which the probe report needs",
+    ),
     "eval for another task": (
         ["--config.evals=('every_cell','shift')"],
         "evals entry 'shift' measures shift tasks, but the gapnet-location runs learn a canvas",

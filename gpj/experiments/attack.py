@@ -23,6 +23,7 @@ SEGMENTATION_DATASETS = ("digits", "cityscapes")
 def validate(config) -> None:
     """Cheap checks of every field, before any data is read or compiled."""
     driver.check_common(config)
+    driver.require_evals(config, ("attack",))
     check_choice(config, "model.name", models.RESNET_NAMES)
     check_choice(config, "model.output_stride", models.OUTPUT_STRIDES)
     for path in ("model.aspp_features", "segmentation.canvas_size", "segmentation.num_train"):

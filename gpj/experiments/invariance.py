@@ -39,6 +39,7 @@ METRICS = ("centred_accuracy", "shifted_accuracy", "consistency", "position_prob
 
 def validate(config) -> None:
     driver.check_common(config)
+    driver.require_evals(config, ("shift", "position_probe"))
     check_choice(config, "shift.mode", shift.SHIFT_MODES)
     check_choice(config, "shift.pad_mode", ("zero", "reflect"))
     check_range(config, "shift.max_shift", 1, 10_000)
@@ -103,11 +104,9 @@ def run(config, workdir: str) -> dict:
     started = time.time()
     runs = driver.run(declared, workdir, engine.make_mesh())
     dataset = declared[0].data
-    measured = [m for m in METRICS if all(m in r for r in runs)]
-    summary = stats.summarise(runs, ("variant",), measured)
-    if "position_probe_chance" in runs[0]:
-        for row in summary:  # the probe's chance depends only on the seeded offsets
-            row["position_probe_chance"] = runs[0]["position_probe_chance"]
+    summary = stats.summarise(runs, ("variant",), METRICS)
+    for row in summary:  # the probe's chance depends only on the seeded offsets
+        row["position_probe_chance"] = runs[0]["position_probe_chance"]
     results = driver.results(
         config,
         "invariance",

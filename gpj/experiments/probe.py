@@ -21,6 +21,7 @@ from gpj.validation import check_positive, check_range
 def validate(config) -> None:
     """Cheap checks of every field, before any data is read or compiled."""
     driver.check_common(config)
+    driver.require_evals(config, ("every_cell",))
     check_range(config, "model.shuffle_layer", 1, 5)
     check_range(config, "model.blur_filter", 0, 5)
     if config.model.name.startswith("vgg") and config.model.shuffle_layer != 5:
