@@ -7,7 +7,7 @@ never appears without its n, its spread and its interval.
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 
 def describe(values: Sequence[float], confidence: float = 0.95) -> dict:
@@ -25,7 +25,8 @@ def describe(values: Sequence[float], confidence: float = 0.95) -> dict:
     std = float(values.std(ddof=1)) if n > 1 else 0.0
     interval = None
     if n > 1:
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
+        # stdtrit: the Student-t quantile (scipy.stats.t.ppf, without importing scipy.stats).
+        half = float(special.stdtrit(n - 1, 0.5 + confidence / 2)) * std / np.sqrt(n)
         interval = [mean - half, mean + half]
     return {"mean": mean, "std": std, "n": n, "ci95": interval}
 
