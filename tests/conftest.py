@@ -1,7 +1,5 @@
 import atexit
-import concurrent.futures
 import os
-import pathlib
 import shutil
 import subprocess
 import sys
@@ -49,57 +47,24 @@ def finished_run(workdir, *args) -> str:
 
 # Finished runs of each experiment's tiny preset, shared by the whole session (read only: a test
 # that reruns in one works on a copy). Tests, notebooks and the compile-count test build on them.
-# They start in the background as soon as the tests are collected (when a collected test needs
-# them): compiling is mostly single-threaded, so they use the core the in-process tests leave.
-TINY_RUNS = {
-    "tiny_probe": ((), ("--config=configs/probe.py:tiny",)),
-    "tiny_invariance": ((), ("--config=configs/invariance.py:tiny",)),
-    # The attack on the tiny probe's GAPNets, training its segmentation model.
-    "tiny_attack": (("tiny_probe",), ("--config=configs/attack.py:tiny",)),
-}
-_started = {}
-
-
-def _start(name: str, pool) -> concurrent.futures.Future:
-    """The run `name` (after the runs it needs), started once in `pool`."""
-    if name not in _started:
-        needs, args = TINY_RUNS[name]
-        earlier = [_start(n, pool) for n in needs]
-        workdir = tempfile.mkdtemp(prefix=f"gpj-test-{name}-")
-        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-
-        def run():
-            extra = [f"--config.classifier.probe_workdir={f.result()[0]}" for f in earlier]
-            return pathlib.Path(workdir), finished_run(workdir, *args, *extra)
-
-        _started[name] = pool.submit(run)
-    return _started[name]
-
-
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-
-
-def pytest_collection_modifyitems(session, config, items):
-    del session, config
-    wanted = {name for item in items for name in getattr(item, "fixturenames", ())}
-    for name in TINY_RUNS:
-        if name in wanted:
-            _start(name, _POOL)
+@pytest.fixture(scope="session")
+def tiny_probe(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny-probe")
+    return workdir, finished_run(workdir, "--config=configs/probe.py:tiny")
 
 
 @pytest.fixture(scope="session")
-def tiny_probe():
-    return _start("tiny_probe", _POOL).result()
+def tiny_attack(tmp_path_factory, tiny_probe):
+    """The tiny attack on the tiny probe's GAPNets, training its segmentation model."""
+    workdir = tmp_path_factory.mktemp("tiny-attack")
+    probe_workdir = f"--config.classifier.probe_workdir={tiny_probe[0]}"
+    return workdir, finished_run(workdir, "--config=configs/attack.py:tiny", probe_workdir)
 
 
 @pytest.fixture(scope="session")
-def tiny_attack():
-    return _start("tiny_attack", _POOL).result()
-
-
-@pytest.fixture(scope="session")
-def tiny_invariance():
-    return _start("tiny_invariance", _POOL).result()
+def tiny_invariance(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny-invariance")
+    return workdir, finished_run(workdir, "--config=configs/invariance.py:tiny")
 
 
 def parse_config(args):
