@@ -10,7 +10,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
 from absl import logging
-from tensorboardX import SummaryWriter
 
 from gpj.engine.parallel import shard_batch
 from gpj.errors import CheckpointError, TrainingDiverged
@@ -60,7 +59,7 @@ def fit(
     state = _restore_latest(manager, state)
     start = int(state.step)
     history = _load_history(run_dir, start)
-    writer = SummaryWriter(os.path.join(run_dir, "tensorboard")) if is_main else None
+    writer = _summary_writer(os.path.join(run_dir, "tensorboard")) if is_main else None
     bar = tqdm.tqdm(
         total=num_steps,
         initial=start,
@@ -108,6 +107,14 @@ def restore(state, run_dir: str):
         if manager.latest_step() is None:
             raise CheckpointError(f"{directory} holds no finished checkpoint")
         return _restore_latest(manager, state)
+
+
+def _summary_writer(logdir: str):
+    """A TensorBoard writer. tensorboardX is imported here, as it imports torch (a second), which
+    a command that stops at a config error never needs."""
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter(logdir)
 
 
 def _summarise(pending, step, manager) -> dict:

@@ -5,8 +5,6 @@ import functools
 
 import jax
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from gpj import engine, tasks
 from gpj.data.batches import this_process_batches
@@ -67,6 +65,10 @@ class PositionProbe:
         )
         train_z = self.latents(state, data.train_images, train_offsets)
         test_z = self.latents(state, data.test_images, test_offsets)
+        # Imported here: scikit-learn takes a second to import, and most commands never get here.
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
         scaler = StandardScaler().fit(train_z)
         clf = LogisticRegression(max_iter=2000).fit(scaler.transform(train_z), train_y)
         return {
