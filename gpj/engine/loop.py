@@ -11,7 +11,7 @@ import orbax.checkpoint as ocp
 import tqdm
 from absl import logging
 
-from gpj.engine.parallel import shard_batch
+from gpj.engine.parallel import host_copy, shard_batch
 from gpj.errors import CheckpointError, TrainingDiverged
 
 
@@ -83,7 +83,9 @@ def fit(
                 if is_main:
                     _log(record, run_dir, writer, bar)
                 if save:
-                    manager.save(done, args=ocp.args.StandardSave(state.checkpoint_items()))
+                    manager.save(
+                        done, args=ocp.args.StandardSave(host_copy(state.checkpoint_items()))
+                    )
     finally:
         bar.close()
         manager.wait_until_finished()
