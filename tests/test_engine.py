@@ -16,6 +16,7 @@ from conftest import gpj_command
 from gpj import engine, models, tasks
 from gpj.data import batches, sources
 from gpj.engine import cpu_devices
+from gpj.engine.state import _init_state
 from gpj.errors import CheckpointError, ConfigError, TrainingDiverged
 from gpj.evaluators.every_cell import every_cell_eval
 
@@ -112,6 +113,17 @@ def leaves_equal(a, b):
 def test_training_reduces_the_loss(tmp_path, model, dataset):
     _, history = fit(tmp_path, model, dataset, engine.make_mesh(), num_steps=30)
     assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+
+
+def test_init_compiled_for_speed_gives_the_default_compilers_state(model):
+    """The init program compiles with `INIT_COMPILER_OPTIONS` on the CPU; its state must be
+    bit-identical to the one XLA's default optimisation gives."""
+    shape = (1, 8 * GRID, 8 * GRID, 1)
+    fast = engine.compile_init(model, TX, shape, engine.make_mesh())
+    default = jax.jit(functools.partial(_init_state, model=model, tx=TX, input_shape=shape))
+    for seed in (0, 7):
+        expected = default(jax.random.PRNGKey(seed)).checkpoint_items()
+        assert leaves_equal(fast(seed).checkpoint_items(), expected)
 
 
 def test_same_seed_same_numbers_and_checkpoint_restore_is_bit_identical(tmp_path, model, dataset):

@@ -67,6 +67,12 @@ class TrainState(flax.struct.PyTreeNode):
         return self.replace(**items)
 
 
+# The init program runs once per seed, so how fast it compiles matters more than how fast it runs:
+# on the CPU, XLA's optimisation level 1 compiles it 2.5-4x faster than the default 2 and gives
+# bit-identical states (tests/test_engine.py checks this).
+INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
 def compile_init(model, tx, input_shape, mesh):
     """`seed -> TrainState`, compiled once for every seed of a run kind.
 
@@ -82,6 +88,7 @@ def compile_init(model, tx, input_shape, mesh):
     init = jax.jit(
         functools.partial(_init_state, model=model, tx=tx, input_shape=tuple(input_shape)),
         out_shardings=replicated(mesh),
+        compiler_options=INIT_COMPILER_OPTIONS if mesh.devices.flat[0].platform == "cpu" else None,
     )
     return lambda seed: init(jax.random.PRNGKey(seed))
 
