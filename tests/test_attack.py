@@ -48,11 +48,9 @@ def test_segmentation_loss_is_the_mean_cross_entropy_over_labelled_pixels():
     x = rng.normal(size=(2, 24, 24, 1)).astype(np.float32)
     labels = rng.integers(0, segmentation.NUM_CLASSES, size=(2, 24, 24)).astype(np.int32)
     labels[0, :5] = segmentation.IGNORE_LABEL
-    variables = jax.jit(model.init, static_argnames="train")(jax.random.PRNGKey(0), x, train=False)
     tx = engine.make_optimizer(sections.optim(), 1)
-    state = engine.TrainState.create(
-        apply_fn=model.apply, variables=variables, tx=tx, rng=jax.random.PRNGKey(1)
-    )
+    state = engine.create_state(model, tx, x.shape, 0, engine.make_mesh())
+    variables = state.variables
     key = jax.random.PRNGKey(2)
     loss, (metrics, _) = jax.jit(tasks.Segmentation().objective)(
         state.params, state, {"image": x, "label": labels}, key
