@@ -35,6 +35,7 @@ def check_common(config) -> None:
     check_choice(config, "model.name", models.MODEL_NAMES)
     check_choice(config, "model.stem", models.STEMS)
     check_choice(config, "model.padding", models.PADDINGS)
+    check_choice(config, "model.param_init", models.INITS)
     check_choice(config, "optim.name", engine.OPTIMIZERS)
     check_choice(config, "optim.schedule", engine.SCHEDULES)
     for path in (
@@ -168,7 +169,13 @@ class _Program:
         self.num_steps = kind.num_steps
         self.tx = engine.make_optimizer(kind.config.optim, self.num_steps)
         self.train_step = engine.compile_train_step(kind.task.objective, mesh)
-        self.init = engine.compile_init(kind.model, self.tx, kind.task.input_shape(kind.data), mesh)
+        self.init = engine.compile_init(
+            kind.model,
+            self.tx,
+            kind.task.input_shape(kind.data),
+            mesh,
+            params_init=models.params_init(kind.config.model.get("param_init", "kaiming")),
+        )
 
 
 def _obtain(kind, program, seed, workdir, mesh):

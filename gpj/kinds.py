@@ -13,7 +13,8 @@ from gpj.data import batches, cityscapes, sources
 from gpj.data import segmentation as segmentation_data
 from gpj.errors import ConfigError
 
-HEADS = ("gapnet", "permutenet")
+HEADS = ("gapnet", "permutenet", "fixedperm", "sum")
+PERMUTED_HEADS = ("permutenet", "fixedperm")  # the heads that take `model.shuffle_layer`
 CANVAS_RUNS = tuple(f"{h}:{t}" for h in HEADS for t in tasks.TARGETS)
 
 
@@ -74,10 +75,10 @@ class Kind:
 
 def canvas(config, spec: str, dataset, **fields) -> Kind:
     """The runs of one `head:task` of `CANVAS_RUNS` (folder `head-task`) with `config.evals`;
-    only PermuteNet takes `model.shuffle_layer`. `fields` set other `Kind` fields."""
+    only the `PERMUTED_HEADS` take `model.shuffle_layer`. `fields` set other `Kind` fields."""
     head, target = spec.split(":")
     task = tasks.Canvas(config.data.grid_size, target)
-    shuffle = {} if head == "permutenet" else {"shuffle_layer": 5}
+    shuffle = {} if head in PERMUTED_HEADS else {"shuffle_layer": 5}
     declared = {
         "name": f"{head}-{target}",
         "labels": {"head": head, "task": target},

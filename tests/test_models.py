@@ -4,11 +4,14 @@ permutation, BN."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+from gpj.engine import compile_init, make_mesh
 from gpj.models import BLUR_FILTERS, HEADS, MODEL_NAMES, PADDINGS, STEMS, build_model
 from gpj.models.blurpool import BLUR_PADDINGS, BlurPool, binomial_filter
 from gpj.models.conv import PaddedConv
+from gpj.models.initialisers import pytorch_defaults
 
 RNGS = {"params": jax.random.key(0), "permute": jax.random.key(1)}
 
@@ -254,6 +257,46 @@ def test_gapnet_does_not_depend_on_permute_rng(batch):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("shuffle_layer", [2, 5])
+def test_fixed_permutation_is_the_same_at_every_pass_and_reorders_the_channels(
+    shuffle_layer, batch
+):
+    fixed = build_model(
+        "resnet10", num_classes=5, head="fixedperm", width=0.125, shuffle_layer=shuffle_layer
+    )
+    variables = fixed.init(RNGS, batch, train=False)
+    apply = jax.jit(fixed.apply, static_argnames="train")
+    (a, out), (b, _) = (
+        apply(variables, batch, train=False, rngs={"permute": jax.random.key(k)}) for k in (7, 8)
+    )
+    np.testing.assert_array_equal(a, b)
+    # The same parameters in the unpermuted linear head's model (same names, same shapes).
+    linear = build_model("resnet10", num_classes=5, head="linear", width=0.125)
+    plain, plain_out = jax.jit(linear.apply, static_argnames="train")(variables, batch, train=False)
+    head = variables["params"]["head_dense"]
+    if shuffle_layer == 5:  # the logits read the pooled channels in one fixed, non-trivial order
+        np.testing.assert_array_equal(out["latent"], plain_out["latent"])
+        perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(0), out["latent"].shape[-1]))
+        assert not np.array_equal(perm, np.arange(len(perm)))
+        expected = np.asarray(out["latent"])[:, perm] @ head["kernel"] + head["bias"]
+        np.testing.assert_allclose(a, expected, rtol=1e-5, atol=1e-5)
+    else:  # stage 2 reads stage 1's channels in another order
+        np.testing.assert_array_equal(out["stage1"], plain_out["stage1"])
+        assert not np.allclose(out["stage2"], plain_out["stage2"])
+    assert not np.allclose(a, plain)
+
+
+def test_sum_head_logits_are_an_affine_function_of_the_channel_sum(batch):
+    model = build_model("resnet10", num_classes=5, head="sum", width=0.125)
+    variables = model.init(RNGS, batch, train=False)
+    logits, out = jax.jit(model.apply, static_argnames="train")(variables, batch, train=False)
+    head = variables["params"]["head_dense"]
+    assert head["kernel"].shape == (1, 5) and head["bias"].shape == (5,)
+    total = np.asarray(out["latent"], np.float64).sum(axis=-1, keepdims=True)
+    expected = total * np.asarray(head["kernel"][0]) + np.asarray(head["bias"])
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+
+
 # --- named intermediates ------------------------------------------------------------------------
 
 
@@ -432,7 +475,7 @@ def test_vgg_shuffle_layer_message_says_resnet_only():
 
 def test_choice_tuples():
     assert MODEL_NAMES == ("resnet10", "resnet18", "resnet34", "resnet50", "vgg11", "vgg16")
-    assert HEADS == ("gapnet", "permutenet", "linear")
+    assert HEADS == ("gapnet", "permutenet", "fixedperm", "sum", "linear")
     assert BLUR_FILTERS == (0, 1, 2, 3, 4, 5)
     assert STEMS == ("paper", "cifar", "imagenet")
     assert PADDINGS == ("zero", "reflect", "replicate", "circular", "valid", "partial")
@@ -473,3 +516,68 @@ def test_batchnorm_eval_matches_train_after_running_stats_converge(batch):
     assert scale > 1.0 and gap < 1e-2
     slow_gap, _ = train_eval_gap(0.999, batch)
     assert slow_gap > 1.0
+
+
+# --- initialisation -----------------------------------------------------------------------------
+
+
+# A conv with a bias, a BatchNorm, a dense layer and a sum head's 1-input dense layer.
+PARAMS = {
+    "conv": {"kernel": jnp.zeros((3, 3, 16, 64)), "bias": jnp.zeros(64)},
+    "bn": {"scale": jnp.ones(64), "bias": jnp.zeros(64)},
+    "head_dense": {"kernel": jnp.zeros((128, 9)), "bias": jnp.zeros(9)},
+    "sum_dense": {"kernel": jnp.zeros((1, 9)), "bias": jnp.zeros(9)},
+}
+
+
+def torch_bounds():
+    """PyTorch's own bounds for these layers: kaiming_uniform_(a=√5) for weights, 1/√fan_in for
+    biases, with fan_in from torch's function on torch layers of the same shapes."""
+    import math
+
+    import torch
+
+    gain = torch.nn.init.calculate_gain("leaky_relu", math.sqrt(5))
+    layers = {
+        "conv": torch.nn.Conv2d(16, 64, 3),
+        "head_dense": torch.nn.Linear(128, 9),
+        "sum_dense": torch.nn.Linear(1, 9),
+    }
+    bounds = {}
+    for name, layer in layers.items():
+        fan_in, _ = torch.nn.init._calculate_fan_in_and_fan_out(layer.weight)
+        bounds[name] = {"kernel": gain * math.sqrt(3 / fan_in), "bias": 1 / math.sqrt(fan_in)}
+    return bounds
+
+
+def test_pytorch_init_draws_every_conv_and_dense_layer_as_torch_does():
+    redrawn = pytorch_defaults(PARAMS, jax.random.key(3))
+    for name, bounds in torch_bounds().items():
+        for leaf, bound in bounds.items():
+            value = np.asarray(redrawn[name][leaf])
+            assert 0 < np.abs(value).max() <= bound * (1 + 1e-6), (name, leaf)
+            if value.size >= 1000:  # uniform: std bound/√3, reaching close to the bound
+                assert value.std() == pytest.approx(bound / np.sqrt(3), rel=0.05), name
+                assert np.abs(value).max() >= 0.98 * bound, name
+    # BatchNorm keeps PyTorch's scale 1 and bias 0; every draw has its own rng.
+    assert jax.tree.map(np.array_equal, redrawn["bn"], PARAMS["bn"]) == {
+        "scale": True,
+        "bias": True,
+    }
+    again, other = (pytorch_defaults(PARAMS, jax.random.key(k)) for k in (3, 4))
+    assert np.array_equal(again["conv"]["kernel"], redrawn["conv"]["kernel"])
+    assert not np.array_equal(other["conv"]["kernel"], redrawn["conv"]["kernel"])
+
+
+def test_a_run_kind_with_pytorch_init_starts_from_it():
+    model = build_model("resnet10", num_classes=9, width=0.125)
+    tx = optax.adam(1e-3)
+    mesh = make_mesh()
+    torch_init = compile_init(model, tx, (1, 24, 24, 1), mesh, params_init=pytorch_defaults)(0)
+    default = compile_init(model, tx, (1, 24, 24, 1), mesh)(0)
+    conv = torch_init.params["backbone"]["conv1"]["kernel"]  # 7x7, 1 input channel, 8 output
+    assert np.abs(conv).max() <= 1 / np.sqrt(7 * 7 * 1) and not np.array_equal(
+        conv, default.params["backbone"]["conv1"]["kernel"]
+    )
+    bn = torch_init.params["backbone"]["bn1"]
+    assert np.all(bn["scale"] == 1) and np.all(bn["bias"] == 0)

@@ -117,7 +117,7 @@ COMMAND_LINE_MISTAKES = {
     "value": (["--config.model.padding=mirror"], "model.padding='mirror' is not valid"),
     "preset": (
         ["--config=configs/probe.py:tiny,huge"],
-        "unknown preset 'huge'; valid presets: cifar10, imagenette, tiny, vgg16",
+        "unknown preset 'huge'; valid presets: cifar10, circular, controls, imagenette",
     ),
     "field": (["--config.model.depth=3"], "--config.model.depth: the config has no field 'depth'"),
     "workdir": (["--workdir=/proc/gpj"], "--workdir=/proc/gpj is not writable"),
@@ -153,7 +153,10 @@ def check(config):
         driver.output_shapes(kinds.canvas(config, spec, images))
 
 
-@pytest.mark.parametrize("preset", ["cifar10", "vgg16", "tiny", "cifar10,vgg16", "imagenette"])
+@pytest.mark.parametrize(
+    "preset",
+    ["cifar10", "vgg16", "tiny", "cifar10,vgg16", "imagenette", "controls,circular,pytorch_init"],
+)
 def test_presets_are_valid_and_fit(preset):
     check(get_config(preset))
 

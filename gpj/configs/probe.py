@@ -6,6 +6,8 @@
       --config.data.data_dir=~/tensorflow_datasets                 # the paper's setting (GPU/TPU)
   python -m gpj.main --config=configs/probe.py:imagenette         # ImageNet images (GPU/TPU)
   python -m gpj.main --config=configs/probe.py:vgg16
+  python -m gpj.main --config=configs/probe.py:controls           # + PermuteNet's two controls
+  python -m gpj.main --config=configs/probe.py:controls,circular  # ... without border cues
 
 Any field can be overridden, e.g. `--config.model.padding=reflect --config.data.grid_size=4`.
 """
@@ -21,7 +23,9 @@ def get_config(arg=None):
     c.experiment = "probe"
     c.seed = 0
     c.num_seeds = 2
-    # Each run is "head:task"; heads gapnet/permutenet, tasks location/object.
+    # Each run is "head:task", tasks location/object; heads gapnet, permutenet and its controls
+    # fixedperm (one fixed permutation: a linear read-out of ordered channels) and sum
+    # (logit_k = a_k * sum of the pooled channels + b_k, all that a layer-5 PermuteNet can read).
     c.runs = ("gapnet:location", "gapnet:object", "permutenet:location", "permutenet:object")
     # What each trained run is measured with (gpj.evaluators): every_cell accuracy and the
     # position scores (skipped for PermuteNet, whose channel order is random at every pass).
@@ -68,4 +72,33 @@ def _vgg16(c):
     c.model.name = "vgg16"
 
 
-PRESETS = {"tiny": _tiny, "cifar10": _cifar10, "imagenette": _imagenette, "vgg16": _vgg16}
+def _controls(c):
+    """PermuteNet beside its two controls (fixed permutation, channel sum) and GAPNet, on both
+    tasks: what a PermuteNet can read without channel order, and what it could with it."""
+    c.runs = tuple(
+        f"{head}:{task}"
+        for head in ("gapnet", "permutenet", "fixedperm", "sum")
+        for task in ("location", "object")
+    )
+
+
+def _circular(c):
+    """Circular padding: no border, so no permutation-invariant location cue from the total
+    activation near a border."""
+    c.model.padding = "circular"
+
+
+def _pytorch_init(c):
+    """PyTorch's layer defaults for every conv and dense layer, as the official code."""
+    c.model.param_init = "pytorch"
+
+
+PRESETS = {
+    "tiny": _tiny,
+    "cifar10": _cifar10,
+    "imagenette": _imagenette,
+    "vgg16": _vgg16,
+    "controls": _controls,
+    "circular": _circular,
+    "pytorch_init": _pytorch_init,
+}

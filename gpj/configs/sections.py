@@ -25,6 +25,10 @@ def model(**overrides) -> ml_collections.ConfigDict:
     c.stem = "paper"  # paper (7x7/2, no max-pool) | cifar (3x3/1) | imagenet (7x7/2 + max-pool)
     c.padding = "zero"  # zero | reflect | replicate | circular | valid | partial
     c.bn_momentum = 0.9
+    # kaiming: convs kaiming-normal over fan-out (torchvision), dense lecun-normal, biases zero |
+    # pytorch: PyTorch's layer defaults, as the official code (every conv and dense layer uniform
+    # in ±1/sqrt(fan_in))
+    c.param_init = "kaiming"
     # A folder written by `python -m gpj.convert` (PyTorch weights): start from its weights
     # instead of a random init. The backbone must fit; heads are taken where their shapes fit
     # (a classifier for another class count starts fresh). With it, train.num_epochs=0

@@ -73,7 +73,7 @@ class TrainState(flax.struct.PyTreeNode):
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
-def compile_init(model, tx, input_shape, mesh):
+def compile_init(model, tx, input_shape, mesh, params_init=None):
     """`seed -> TrainState`, compiled once for every seed of a run kind.
 
     The state is initialised directly into replicated device memory; parameters, the initial
@@ -84,9 +84,17 @@ def compile_init(model, tx, input_shape, mesh):
       tx: the optax optimizer.
       input_shape: shape of one input batch (any batch size; only used for shapes).
       mesh: the device mesh.
+      params_init: None, or `(params, rng) -> params` applied after the modules' init (e.g.
+        `models.initialisers.pytorch_defaults`), with an rng of its own.
     """
     init = jax.jit(
-        functools.partial(_init_state, model=model, tx=tx, input_shape=tuple(input_shape)),
+        functools.partial(
+            _init_state,
+            model=model,
+            tx=tx,
+            input_shape=tuple(input_shape),
+            params_init=params_init,
+        ),
         out_shardings=replicated(mesh),
         compiler_options=INIT_COMPILER_OPTIONS if mesh.devices.flat[0].platform == "cpu" else None,
     )
@@ -98,9 +106,12 @@ def create_state(model, tx, input_shape, seed: int, mesh) -> TrainState:
     return compile_init(model, tx, input_shape, mesh)(seed)
 
 
-def _init_state(rng, *, model, tx, input_shape):
+def _init_state(rng, *, model, tx, input_shape, params_init=None):
     k_params, k_permute, k_steps = jax.random.split(rng, 3)
     variables = model.init(
         {"params": k_params, "permute": k_permute}, jnp.zeros(input_shape, jnp.float32), train=False
     )
+    if params_init is not None:
+        params = params_init(variables["params"], jax.random.fold_in(k_params, 1))
+        variables = {**variables, "params": params}
     return TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=k_steps)

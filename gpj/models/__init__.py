@@ -2,6 +2,7 @@
 
 from gpj.models.ablation import channel_ablation
 from gpj.models.conv import PADDINGS
+from gpj.models.initialisers import INITS, params_init
 from gpj.models.registry import (
     BLUR_FILTERS,
     HEADS,
@@ -17,6 +18,7 @@ from gpj.models.registry import (
 __all__ = [
     "BLUR_FILTERS",
     "HEADS",
+    "INITS",
     "MODEL_NAMES",
     "OUTPUT_STRIDES",
     "PADDINGS",
@@ -26,4 +28,5 @@ __all__ = [
     "build_segmentation_model",
     "channel_ablation",
     "from_config",
+    "params_init",
 ]

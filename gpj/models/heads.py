@@ -1,4 +1,5 @@
-"""Heads on any backbone returning (features, out): the paper's GAPNet and PermuteNet, and linear.
+"""Heads on any backbone returning (features, out): the paper's GAPNet and PermuteNet, PermuteNet's
+two controls (a fixed permutation, and the sum of the pooled channels), and linear.
 
 Every head's `__call__(x, train, ablation=None)` passes `ablation` to the backbone and ablates its
 output, named "features", before the head (see `ablation.ablate`).
@@ -6,12 +7,12 @@ output, named "features", before the head (see `ablation.ablate`).
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
 from gpj.models.ablation import Ablation, ablate
 from gpj.models.conv import PaddedConv
+from gpj.models.permutation import channel_permutation
 
 
 def backbone_outputs(
@@ -64,17 +65,21 @@ class PermuteNet(nn.Module):
 
     With `shuffle_layer == 5` the pooled channels get a fresh random order from the `permute` rng
     on every call, in training and evaluation alike; for 1..4 the backbone permutes instead.
+    With `fixed_permutation` the order is drawn once and kept (the fixed-permutation control: a
+    linear read-out of channels in their own order, as GAPNet's).
 
     Attributes:
       backbone: module mapping `(x, train, ablation)` to `(features, out)`.
       num_classes: number of logits.
       shuffle_layer: 5 to permute the pooled latent here; 1..4 when the backbone permutes.
+      fixed_permutation: one fixed permutation instead of a fresh one per call.
       dtype: computation dtype; logits are float32.
     """
 
     backbone: nn.Module
     num_classes: int
     shuffle_layer: int = 5
+    fixed_permutation: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -84,10 +89,35 @@ class PermuteNet(nn.Module):
         _, out = backbone_outputs(self.backbone, x, train, ablation)
         latent = out["latent"]
         if self.shuffle_layer == 5:
-            latent = jnp.take(
-                latent, jax.random.permutation(self.make_rng("permute"), latent.shape[-1]), axis=-1
-            )
+            perm = channel_permutation(self, latent.shape[-1], self.fixed_permutation)
+            latent = jnp.take(latent, perm, axis=-1)
         logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(latent)
+        return logits.astype(jnp.float32), out
+
+
+class SumNet(nn.Module):
+    """Backbone → global average pool → sum over channels → logit_k = a_k · Σ_d z_d + b_k.
+
+    PermuteNet's sum control: the sum is all that a linear head can read deterministically from
+    pooled channels whose order is drawn afresh at every pass.
+
+    Attributes:
+      backbone: module mapping `(x, train, ablation)` to `(features, out)`.
+      num_classes: number of logits.
+      dtype: computation dtype; logits are float32.
+    """
+
+    backbone: nn.Module
+    num_classes: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, x: jnp.ndarray, train: bool, ablation: Ablation = None
+    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        _, out = backbone_outputs(self.backbone, x, train, ablation)
+        total = out["latent"].sum(axis=-1, keepdims=True)
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(total)
         return logits.astype(jnp.float32), out
 
 

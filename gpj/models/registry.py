@@ -6,7 +6,7 @@ from flax import linen as nn
 from gpj.models.blurpool import FILTER_SIZES
 from gpj.models.conv import PADDINGS, scaled_width
 from gpj.models.deeplab import DeepLabV3
-from gpj.models.heads import GAPNet, LinearNet, PermuteNet
+from gpj.models.heads import GAPNet, LinearNet, PermuteNet, SumNet
 from gpj.models.resnet import STEMS, ResNet10, ResNet18, ResNet34, ResNet50, stage_schedule
 from gpj.models.vgg import VGG11, VGG16
 
@@ -19,7 +19,7 @@ _RESNETS = {
 _VGGS = {"vgg11": VGG11, "vgg16": VGG16}
 RESNET_NAMES = tuple(_RESNETS)  # the backbones DeepLabv3 takes
 MODEL_NAMES = (*_RESNETS, *_VGGS)
-HEADS = ("gapnet", "permutenet", "linear")
+HEADS = ("gapnet", "permutenet", "fixedperm", "sum", "linear")
 SHUFFLE_LAYERS = (1, 2, 3, 4, 5)
 BLUR_FILTERS = (0, *FILTER_SIZES)
 OUTPUT_STRIDES = (8, 16)
@@ -57,14 +57,15 @@ def build_model(
     Args:
       name: backbone, one of `MODEL_NAMES`.
       num_classes: number of logits.
-      head: `gapnet` (3x3 conv to classes, then GAP), `permutenet` (GAP, permute, dense) or
-        `linear` (GAP, dense).
+      head: `gapnet` (3x3 conv to classes, then GAP), `permutenet` (GAP, permute, dense),
+        its controls `fixedperm` (one fixed permutation instead of a fresh one per pass) and
+        `sum` (GAP, sum of the channels, one weight and bias per class), or `linear` (GAP, dense).
       width: multiplier of the backbone widths (0.125 makes a tiny test model).
       stem: ResNet stem, one of `STEMS`; VGG has no separate stem and ignores it.
       padding: padding mode of every conv, one of `PADDINGS`.
       bn_momentum: BatchNorm running-average momentum (flax convention, weight of the old value).
       shuffle_layer: 1..4 permutes the input channels of that ResNet stage; 5 permutes after GAP
-        (PermuteNet head only; with the other heads, 5 means no permutation).
+        (permutenet and fixedperm heads only; with the other heads, 5 means no permutation).
       blur_filter: 0 for plain strided downsampling; 1..5 anti-aliases every strided conv and
         max-pool with a BlurPool of that binomial filter size (Zhang 2019). Params are unchanged.
       dtype: computation dtype; logits are float32.
@@ -80,6 +81,7 @@ def build_model(
     _check_choice("blur_filter", blur_filter, BLUR_FILTERS)
     _check_common(num_classes, width, bn_momentum)
 
+    fixed = head == "fixedperm"
     common = {
         "width": width,
         "padding": padding,
@@ -94,13 +96,19 @@ def build_model(
             )
         backbone = _VGGS[name](**common)
     else:
-        backbone = _RESNETS[name](stem=stem, shuffle_layer=shuffle_layer, **common)
+        backbone = _RESNETS[name](
+            stem=stem, shuffle_layer=shuffle_layer, fixed_permutation=fixed, **common
+        )
 
     if head == "gapnet":
         return GAPNet(backbone, num_classes, padding=padding, dtype=dtype)
     if head == "linear":
         return LinearNet(backbone, num_classes, dtype=dtype)
-    return PermuteNet(backbone, num_classes, shuffle_layer=shuffle_layer, dtype=dtype)
+    if head == "sum":
+        return SumNet(backbone, num_classes, dtype=dtype)
+    return PermuteNet(
+        backbone, num_classes, shuffle_layer=shuffle_layer, fixed_permutation=fixed, dtype=dtype
+    )
 
 
 def build_segmentation_model(

@@ -4,13 +4,13 @@ import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
 from gpj.models.ablation import Ablation, ablate
 from gpj.models.blurpool import MaxBlurPool, antialiased
 from gpj.models.conv import PaddedConv, scaled_width
+from gpj.models.permutation import channel_permutation
 
 # Total stride of each stem: 7x7/2 conv; 3x3/1 conv; 7x7/2 conv + 3x3/2 max-pool.
 STEM_STRIDES = {"paper": 2, "cifar": 1, "imagenet": 4}
@@ -137,6 +137,7 @@ class ResNet(nn.Module):
       bn_momentum: BatchNorm running-average momentum (flax convention: weight of the old value).
       shuffle_layer: k in 1..4 permutes the channels of stage k's input with a fresh permutation
         from the `permute` rng on every call; 5 leaves the backbone unpermuted.
+      fixed_permutation: permute with one fixed permutation instead (PermuteNet's control).
       blur_filter: 0 for plain strided downsampling; 1..5 makes every strided conv and max-pool
         dense, followed by a `BlurPool` of that filter size (Zhang 2019). Params are unchanged.
       output_stride: 0 for the plain strides; else the total stride of the features, reached by
@@ -151,6 +152,7 @@ class ResNet(nn.Module):
     padding: str = "zero"
     bn_momentum: float = 0.9
     shuffle_layer: int = 5
+    fixed_permutation: bool = False
     blur_filter: int = 0
     output_stride: int = 0
     dtype: Any = jnp.float32
@@ -185,8 +187,7 @@ class ResNet(nn.Module):
             zip(self.stage_sizes, schedule, strict=True)
         ):
             if self.shuffle_layer == i + 1:
-                # One permutation for the whole batch per forward pass, like torch.randperm upstream.
-                perm = jax.random.permutation(self.make_rng("permute"), x.shape[-1])
+                perm = channel_permutation(self, x.shape[-1], self.fixed_permutation)
                 x = jnp.take(x, perm, axis=-1)
             for j in range(num_blocks):
                 x = self.block_cls(

@@ -6,34 +6,35 @@ import numpy as np
 from gpj.report.common import (
     curves_figure,
     document,
+    interval_note,
     markdown_table,
     pct,
+    pct_ci,
     save_figure,
-    seeds_note,
 )
 from gpj.report.scores import score_table, tuning_maps_figure
 
-HEAD_NAMES = {"gapnet": "GAPNet", "permutenet": "PermuteNet"}
+HEAD_NAMES = {
+    "gapnet": "GAPNet",
+    "permutenet": "PermuteNet",
+    "fixedperm": "fixed permutation",
+    "sum": "channel sum",
+}
 
 
 def table(results: dict) -> str:
-    """The paper's table: rows GAPNet / PermuteNet, columns location / object."""
+    """The paper's table: rows GAPNet / PermuteNet (and its controls), columns location / object."""
     summary = {(s["head"], s["task"]): s for s in results["summary"]}
     tasks = [t for t in ("location", "object") if any(k[1] == t for k in summary)]
     heads = [h for h in HEAD_NAMES if any(k[0] == h for k in summary)]
     header = ["model"] + [f"{t} (chance {pct(results['chance'][t])})" for t in tasks]
     rows = [
         [HEAD_NAMES[h]]
-        + [
-            pct(summary[h, t]["accuracy"]["mean"], summary[h, t]["accuracy"]["std"])
-            if (h, t) in summary
-            else "—"
-            for t in tasks
-        ]
+        + [pct_ci(summary[h, t]["accuracy"]) if (h, t) in summary else "—" for t in tasks]
         for h in heads
     ]
     n = max(s["n"] for s in results["summary"])
-    return markdown_table(header, rows) + f"\n\nTest accuracy in %, {seeds_note(n)}."
+    return markdown_table(header, rows) + f"\n\nTest accuracy in %, {interval_note(n)}."
 
 
 def markdown(results: dict, figures) -> str:
