@@ -73,6 +73,12 @@ def test_each_program_compiles_once_per_run_kind(experiment, tmp_path, request):
     if experiment == "invariance":
         assert all("scores" in r and "consistency" in r for r in results["runs"])
         assert counts["sweep_step"] == kinds
+    if experiment == "probe":  # determinism: seed 0 trained afresh gives the shared run's numbers
+        shared = json.loads((request.getfixturevalue("tiny_probe")[0] / "results.json").read_text())
+        expected = next(r for r in shared["runs"] if r["run_dir"].endswith("gapnet-location/seed0"))
+        (again,) = [r for r in results["runs"] if r["seed"] == 0]
+        for key in ("accuracy", "per_cell_accuracy", "history", "scores"):
+            assert again[key] == expected[key], key
 
 
 def test_weights_come_from_init_then_from_the_runs_own_checkpoint(tiny_probe):
@@ -107,6 +113,21 @@ def test_summarise_groups_rows_in_first_seen_order():
     rows = [{"k": "b", "m": 1.0}, {"k": "a", "m": 2.0}, {"k": "b", "m": 3.0}]
     summary = stats.summarise(rows, ("k",), ("m",))
     assert [(s["k"], s["n"], s["m"]["mean"]) for s in summary] == [("b", 2, 2.0), ("a", 1, 2.0)]
+
+
+def test_paired_differences_match_scipys_paired_t_test():
+    a = {0: 0.61, 1: 0.70, 2: 0.66, 3: 0.59, 4: 0.72}
+    b = {0: 0.58, 1: 0.69, 2: 0.60, 3: 0.60, 4: 0.65, 5: 0.9}  # seed 5 has no pair: left out
+    rows = [{"variant": "a", "seed": k, "m": v} for k, v in a.items()]
+    rows += [{"variant": "b", "seed": k, "m": v} for k, v in reversed(b.items())]
+    d = stats.paired(rows, "variant", "a", "b", "m")
+    assert d["pairs"] == [0, 1, 2, 3, 4] and d["n"] == 5 and d["variant"] == ["a", "b"]
+    test = scipy_stats.ttest_rel(list(a.values()), [b[k] for k in a])
+    interval = test.confidence_interval(0.95)
+    assert d["mean"] == pytest.approx(np.mean([a[k] - b[k] for k in a]))
+    assert d["ci95"] == pytest.approx([interval.low, interval.high])
+    with pytest.raises(ValueError, match="no seed has both"):
+        stats.paired(rows, "variant", "a", "c", "m")
 
 
 def test_runs_share_the_persistent_compilation_cache(tiny_probe):

@@ -11,11 +11,14 @@ import optax
 import pytest
 
 from gpj import engine, models, tasks
+from gpj.analysis import stats
 from gpj.configs.invariance import get_config
 from gpj.data import shift
 from gpj.errors import ConfigError
 from gpj.evaluators.shift import shift_eval
 from gpj.experiments import invariance
+from gpj.experiments.invariance import COMPARISONS
+from gpj.report import invariance as report_invariance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -119,7 +122,7 @@ def test_bad_invariance_configs_are_refused(case):
         invariance.validate(config)
 
 
-@pytest.mark.parametrize("preset", [None, "tiny", "cifar10"])
+@pytest.mark.parametrize("preset", [None, "tiny", "cifar10", "blurpool"])
 def test_presets_are_valid(preset):
     invariance.validate(get_config(preset))
 
@@ -137,3 +140,28 @@ def test_tiny_invariance_run_end_to_end(tiny_invariance):
     report = (tmp_path / "report.md").read_text()
     for figure in ("accuracy_vs_shift.png", "training_curves.png"):
         assert (tmp_path / figure).stat().st_size > 1000 and f"]({figure})" in report
+
+
+def test_default_compares_augshift_with_its_two_view_control_paired_by_seed():
+    config = get_config()
+    assert {"baseline", "two_view", "augshift"} <= set(config.variants) and config.num_seeds >= 5
+    # Seeds where AugShift is always 2-4 points more consistent than two_view, and the baseline
+    # sometimes above, sometimes below.
+    consistency = {
+        "two_view": [0.60, 0.70, 0.65, 0.62, 0.68],
+        "augshift": [0.63, 0.73, 0.69, 0.64, 0.71],
+        "baseline": [0.70, 0.60, 0.66, 0.75, 0.58],
+    }
+    rows = [
+        {"variant": v, "seed": seed, "consistency": c}
+        for v, values in consistency.items()
+        for seed, c in enumerate(values)
+    ]
+    results = {
+        "comparisons": [stats.paired(rows, "variant", a, b, "consistency") for a, b in COMPARISONS]
+    }
+    lines = report_invariance.comparisons_table(results).splitlines()
+    (vs_control,) = [line for line in lines if "augshift − two_view" in line]
+    (vs_baseline,) = [line for line in lines if "augshift − baseline" in line]
+    assert "| 5 | +3.0 [+2.1, +3.9] |" in vs_control and vs_control.endswith("| higher |")
+    assert vs_baseline.endswith("| no difference shown |")

@@ -45,3 +45,21 @@ def summarise(rows: Sequence[dict], group_by: Sequence[str], metrics: Sequence[s
         }
         for key, members in groups.items()
     ]
+
+
+def paired(rows: Sequence[dict], label: str, a, b, metric: str, pair_by: str = "seed") -> dict:
+    """`metric` of the rows whose `label` is `a` minus that of the rows whose `label` is `b`,
+    paired by `pair_by` (the pairs both have): {label: [a, b], "metric", "pairs", **describe}.
+
+    Raises:
+      ValueError: no `pair_by` value has both an `a` and a `b` row.
+    """
+    values = {}
+    for row in rows:
+        if row[label] in (a, b):
+            values.setdefault(row[pair_by], {})[row[label]] = row[metric]
+    pairs = sorted(k for k, v in values.items() if len(v) == 2)
+    if not pairs:
+        raise ValueError(f"no {pair_by} has both {label}={a!r} and {label}={b!r}")
+    differences = [values[k][a] - values[k][b] for k in pairs]
+    return {label: [a, b], "metric": metric, "pairs": pairs, **describe(differences)}

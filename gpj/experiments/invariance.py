@@ -35,6 +35,9 @@ VARIANTS = {
     "augshift_blurpool": Variant(views=2, augshift=True, blur=True),
 }
 METRICS = ("centred_accuracy", "shifted_accuracy", "consistency", "position_probe_accuracy")
+# Paired by seed (a - b in consistency): AugShift against its fair control, the same two views
+# without the latent term, and against the one-view baseline; the two views alone, too.
+COMPARISONS = (("augshift", "two_view"), ("augshift", "baseline"), ("two_view", "baseline"))
 
 
 def validate(config) -> None:
@@ -107,11 +110,18 @@ def run(config, workdir: str) -> dict:
     summary = stats.summarise(runs, ("variant",), METRICS)
     for row in summary:  # the probe's chance depends only on the seeded offsets
         row["position_probe_chance"] = runs[0]["position_probe_chance"]
+    present = set(config.variants)
+    comparisons = [
+        stats.paired(runs, "variant", a, b, "consistency")
+        for a, b in COMPARISONS
+        if {a, b} <= present and config.num_seeds > 1
+    ]
     results = driver.results(
         config,
         "invariance",
         runs=runs,
         summary=summary,
+        comparisons=comparisons,
         started=started,
         dataset=driver.dataset_summary(
             dataset, input=list(declared[0].task.input_shape(dataset)[1:])

@@ -27,6 +27,15 @@ def pct(mean, std=None) -> str:
     return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
 
 
+def pct_ci(described: dict) -> str:
+    """A `stats.describe` summary in %: the mean and its 95 % t-interval, or the mean alone when
+    there is no interval (one seed)."""
+    low_high = described.get("ci95")
+    if not low_high:
+        return pct(described["mean"])
+    return f"{pct(described['mean'])} [{100 * low_high[0]:.1f}, {100 * low_high[1]:.1f}]"
+
+
 def save_figure(fig, workdir: str, name: str) -> str:
     fig.tight_layout()
     fig.savefig(os.path.join(workdir, name), dpi=100)
@@ -65,3 +74,9 @@ def environment_line(results) -> str:
 
 def seeds_note(n: int) -> str:
     return f"mean ± std over {n} seed(s) (sample std; 0 for one seed)"
+
+
+def interval_note(n: int) -> str:
+    if n == 1:
+        return "one seed: no interval"
+    return f"mean [95 % t-interval] over n = {n} seeds"

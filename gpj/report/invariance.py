@@ -6,10 +6,11 @@ import numpy as np
 from gpj.report.common import (
     curves_figure,
     document,
+    interval_note,
     markdown_table,
     pct,
+    pct_ci,
     save_figure,
-    seeds_note,
 )
 
 COLUMNS = (
@@ -21,20 +22,45 @@ COLUMNS = (
 
 
 def table(results: dict) -> str:
-    """Rows: variants; columns: mean ± std of each metric in %."""
+    """Rows: variants; columns: each metric's mean and 95 % t-interval in %; then the paired
+    comparisons."""
     rows = [
-        [s["variant"]]
-        + [pct(s[key]["mean"], s[key]["std"]) for key, _ in COLUMNS]
-        + [pct(s["position_probe_chance"])]
+        [s["variant"]] + [pct_ci(s[key]) for key, _ in COLUMNS] + [pct(s["position_probe_chance"])]
         for s in results["summary"]
     ]
     header = ["variant", *(title for _, title in COLUMNS), "probe chance"]
     n = max(s["n"] for s in results["summary"])
     return (
-        markdown_table(header, rows) + f"\n\nIn %, {seeds_note(n)}. Shifted accuracy: mean over "
+        markdown_table(header, rows) + f"\n\nIn %, {interval_note(n)}. Shifted accuracy: mean over "
         "every offset of the shift grid. Consistency: how often two random shifts of a test image "
         "get the same class. Position probe: a linear read-out of the offset cell from the frozen "
-        "global-pooled latent (chance: the most frequent cell)."
+        "global-pooled latent (chance: the most frequent cell)." + comparisons_table(results)
+    )
+
+
+def comparisons_table(results: dict) -> str:
+    """Paired-by-seed differences in consistency, with their 95 % t-intervals."""
+    rows = []
+    for c in results.get("comparisons", []):
+        a, b = c["variant"]
+        low, high = c["ci95"]
+        verdict = "higher" if low > 0 else "lower" if high < 0 else "no difference shown"
+        rows.append(
+            [
+                f"{a} − {b}",
+                c["n"],
+                f"{100 * c['mean']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]",
+                verdict,
+            ]
+        )
+    if not rows:
+        return ""
+    header = ["consistency, paired by seed", "n", "difference, points [95 % t-interval]", "reads"]
+    return (
+        "\n\n"
+        + markdown_table(header, rows)
+        + "\n\n*reads*: the first variant is higher (or lower) when the whole interval lies above "
+        "(or below) zero; otherwise these seeds do not show a difference."
     )
 
 
