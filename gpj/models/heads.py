@@ -95,43 +95,23 @@ class PermuteNet(nn.Module):
         return logits.astype(jnp.float32), out
 
 
-class SumNet(nn.Module):
-    """Backbone → global average pool → sum over channels → logit_k = a_k · Σ_d z_d + b_k.
-
-    PermuteNet's sum control: the sum is all that a linear head can read deterministically from
-    pooled channels whose order is drawn afresh at every pass.
-
-    Attributes:
-      backbone: module mapping `(x, train, ablation)` to `(features, out)`.
-      num_classes: number of logits.
-      dtype: computation dtype; logits are float32.
-    """
-
-    backbone: nn.Module
-    num_classes: int
-    dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(
-        self, x: jnp.ndarray, train: bool, ablation: Ablation = None
-    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-        _, out = backbone_outputs(self.backbone, x, train, ablation)
-        total = out["latent"].sum(axis=-1, keepdims=True)
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(total)
-        return logits.astype(jnp.float32), out
-
-
 class LinearNet(nn.Module):
     """Backbone → global average pool → dense logits: the standard classifier, unpermuted.
 
+    With `channel_sum`, the dense layer reads only the sum of the pooled channels,
+    logit_k = a_k · Σ_d z_d + b_k: PermuteNet's sum control, all that a linear head can read
+    deterministically from pooled channels whose order is drawn afresh at every pass.
+
     Attributes:
       backbone: module mapping `(x, train, ablation)` to `(features, out)`.
       num_classes: number of logits.
+      channel_sum: read the sum of the pooled channels instead of the channels.
       dtype: computation dtype; logits are float32.
     """
 
     backbone: nn.Module
     num_classes: int
+    channel_sum: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -139,5 +119,8 @@ class LinearNet(nn.Module):
         self, x: jnp.ndarray, train: bool, ablation: Ablation = None
     ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
         _, out = backbone_outputs(self.backbone, x, train, ablation)
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(out["latent"])
+        latent = out["latent"]
+        if self.channel_sum:
+            latent = latent.sum(axis=-1, keepdims=True)
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(latent)
         return logits.astype(jnp.float32), out

@@ -6,7 +6,7 @@ from flax import linen as nn
 from gpj.models.blurpool import FILTER_SIZES
 from gpj.models.conv import PADDINGS, scaled_width
 from gpj.models.deeplab import DeepLabV3
-from gpj.models.heads import GAPNet, LinearNet, PermuteNet, SumNet
+from gpj.models.heads import GAPNet, LinearNet, PermuteNet
 from gpj.models.resnet import STEMS, ResNet10, ResNet18, ResNet34, ResNet50, stage_schedule
 from gpj.models.vgg import VGG11, VGG16
 
@@ -102,10 +102,8 @@ def build_model(
 
     if head == "gapnet":
         return GAPNet(backbone, num_classes, padding=padding, dtype=dtype)
-    if head == "linear":
-        return LinearNet(backbone, num_classes, dtype=dtype)
-    if head == "sum":
-        return SumNet(backbone, num_classes, dtype=dtype)
+    if head in ("linear", "sum"):
+        return LinearNet(backbone, num_classes, channel_sum=head == "sum", dtype=dtype)
     return PermuteNet(
         backbone, num_classes, shuffle_layer=shuffle_layer, fixed_permutation=fixed, dtype=dtype
     )
