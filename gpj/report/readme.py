@@ -1,0 +1,62 @@
+"""The README's result tables, rendered from the result files kept in `results/`.
+
+Each block between `<!-- results: NAME -->` and `<!-- /results -->` in README.md is the headline
+table of `results/NAME.json` (a default run's results.json), with the command, machine and wall
+time it came from. Text and runs cannot drift: a test checks that the README is what this renders.
+
+  python -m gpj.report.readme            # rewrites the README's result blocks
+  python -m gpj.report.readme --check    # exits 1 when README and result files disagree
+"""
+
+import json
+import os
+import re
+import sys
+
+from gpj import report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
+
+
+def source_line(name: str, results: dict) -> str:
+    env = results["environment"]
+    local = ("--workdir", "--compilation_cache")  # where this machine kept its files
+    args = [a for a in env.get("argv", []) if not a.startswith(local)]
+    minutes, seconds = divmod(round(results["wall_time_s"]), 60)
+    return (
+        f"*From [`results/{name}.json`](results/{name}.json): "
+        f"`python -m gpj.main {' '.join(args)}`, {minutes} min {seconds} s on "
+        f"{env['device_count']} {env['platform']} devices ({env.get('cpu', 'unknown CPU')}), "
+        f"jax {env['packages']['jax']}.*"
+    )
+
+
+def block(name: str, root: str = ROOT) -> str:
+    with open(os.path.join(root, "results", f"{name}.json")) as f:
+        results = json.load(f)
+    return f"{report.table(results)}\n\n{source_line(name, results)}\n"
+
+
+def render(readme: str, root: str = ROOT) -> str:
+    """`readme` with every result block rendered afresh from `root`/results/."""
+    return BLOCK.sub(lambda m: m.group(1) + block(m.group(2), root) + m.group(4), readme)
+
+
+def main(argv) -> int:
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as f:
+        current = f.read()
+    rendered = render(current)
+    if "--check" in argv:
+        if rendered != current:
+            print("README.md result blocks differ from results/; run python -m gpj.report.readme")
+            return 1
+        return 0
+    with open(path, "w") as f:
+        f.write(rendered)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
