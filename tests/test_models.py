@@ -29,28 +29,24 @@ def num_params(tree):
 # --- shapes -------------------------------------------------------------------------------------
 
 # Spatial side and channels of every named output of the width-0.125 models on a 48x48 input.
+BASIC_BLOCK_RESNET = {
+    "stem": (24, 8),
+    "stage1": (24, 8),
+    "stage2": (12, 16),
+    "stage3": (6, 32),
+    "stage4": (3, 64),
+}
+VGG = {
+    "stage1": (24, 8),
+    "stage2": (12, 16),
+    "stage3": (6, 32),
+    "stage4": (3, 64),
+    "stage5": (1, 64),
+}
 EXPECTED_OUTPUTS = {
-    "resnet10": {
-        "stem": (24, 8),
-        "stage1": (24, 8),
-        "stage2": (12, 16),
-        "stage3": (6, 32),
-        "stage4": (3, 64),
-    },
-    "resnet18": {
-        "stem": (24, 8),
-        "stage1": (24, 8),
-        "stage2": (12, 16),
-        "stage3": (6, 32),
-        "stage4": (3, 64),
-    },
-    "resnet34": {
-        "stem": (24, 8),
-        "stage1": (24, 8),
-        "stage2": (12, 16),
-        "stage3": (6, 32),
-        "stage4": (3, 64),
-    },
+    "resnet10": BASIC_BLOCK_RESNET,
+    "resnet18": BASIC_BLOCK_RESNET,
+    "resnet34": BASIC_BLOCK_RESNET,
     "resnet50": {
         "stem": (24, 8),
         "stage1": (24, 32),
@@ -58,20 +54,8 @@ EXPECTED_OUTPUTS = {
         "stage3": (6, 128),
         "stage4": (3, 256),
     },
-    "vgg11": {
-        "stage1": (24, 8),
-        "stage2": (12, 16),
-        "stage3": (6, 32),
-        "stage4": (3, 64),
-        "stage5": (1, 64),
-    },
-    "vgg16": {
-        "stage1": (24, 8),
-        "stage2": (12, 16),
-        "stage3": (6, 32),
-        "stage4": (3, 64),
-        "stage5": (1, 64),
-    },
+    "vgg11": VGG,
+    "vgg16": VGG,
 }
 
 
