@@ -174,7 +174,7 @@ class _Program:
             self.tx,
             kind.task.input_shape(kind.data),
             mesh,
-            params_init=models.params_init(kind.config.model.get("param_init", "kaiming")),
+            params_init=models.PARAMS_INIT[kind.config.model.get("param_init", "kaiming")],
         )
 
 

@@ -2,7 +2,7 @@
 
 from gpj.models.ablation import channel_ablation
 from gpj.models.conv import PADDINGS
-from gpj.models.initialisers import INITS, params_init
+from gpj.models.initialisers import INITS, PARAMS_INIT
 from gpj.models.registry import (
     BLUR_FILTERS,
     HEADS,
@@ -22,11 +22,11 @@ __all__ = [
     "MODEL_NAMES",
     "OUTPUT_STRIDES",
     "PADDINGS",
+    "PARAMS_INIT",
     "RESNET_NAMES",
     "STEMS",
     "build_model",
     "build_segmentation_model",
     "channel_ablation",
     "from_config",
-    "params_init",
 ]

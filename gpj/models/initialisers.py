@@ -11,8 +11,6 @@ import flax.traverse_util
 import jax
 import numpy as np
 
-INITS = ("kaiming", "pytorch")
-
 
 def pytorch_defaults(params, rng):
     """`params` with every conv and dense kernel and bias redrawn as PyTorch's defaults; the
@@ -31,8 +29,6 @@ def pytorch_defaults(params, rng):
     return flax.traverse_util.unflatten_dict(out)
 
 
-def params_init(name: str):
-    """The function `(params, rng) -> params` applied after the modules' init, or None."""
-    if name not in INITS:
-        raise ValueError(f"init={name!r} is not one of {INITS}")
-    return pytorch_defaults if name == "pytorch" else None
+# `model.param_init` -> the function `(params, rng) -> params` applied after the modules' init.
+PARAMS_INIT = {"kaiming": None, "pytorch": pytorch_defaults}
+INITS = tuple(PARAMS_INIT)
