@@ -3,6 +3,8 @@
 import os
 import re
 
+import pytest
+
 from gpj.report import readme
 
 
@@ -12,3 +14,8 @@ def test_readme_tables_are_rendered_from_the_result_files():
     names = re.findall(r"<!-- results: (\w+) -->", text)
     assert {"probe", "invariance"} <= set(names)
     assert readme.render(text) == text, "run python -m gpj.report.readme"
+
+
+def test_a_block_without_its_result_file_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"README block 'probe' needs .*probe\.json"):
+        readme.render("<!-- results: probe -->\n<!-- /results -->\n", str(tmp_path))

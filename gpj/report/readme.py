@@ -33,7 +33,10 @@ def source_line(name: str, results: dict) -> str:
 
 
 def block(name: str, root: str = ROOT) -> str:
-    with open(os.path.join(root, "results", f"{name}.json")) as f:
+    path = os.path.join(root, "results", f"{name}.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"README block {name!r} needs {path}, which does not exist")
+    with open(path) as f:
         results = json.load(f)
     return f"{report.table(results)}\n\n{source_line(name, results)}\n"
 
@@ -47,7 +50,11 @@ def main(argv) -> int:
     path = os.path.join(ROOT, "README.md")
     with open(path) as f:
         current = f.read()
-    rendered = render(current)
+    try:
+        rendered = render(current)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if "--check" in argv:
         if rendered != current:
             print("README.md result blocks differ from results/; run python -m gpj.report.readme")
