@@ -11,13 +11,16 @@ Where a run's weights come from, in this order (recorded per run as `weights`):
   4. random initialisation, then trained.
 """
 
+import functools
 import json
 import os
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from gpj import engine, evaluators, models
 from gpj.convert import store
@@ -53,6 +56,14 @@ def check_common(config) -> None:
         check_positive(config, path)
     check_range(config, "model.bn_momentum", 0.0, 0.999999)
     check_range(config, "data.test_fraction", 0.01, 0.99)
+    check_range(config, "train.eval_every_epochs", 0, 10**6)
+    check_positive(config, "train.curve_images")
+    check_positive(config, "train.plateau_patience")
+    check_range(config, "train.plateau_min_delta", 0.0, 1e9)
+    if config.train.stop_on_plateau and not config.train.eval_every_epochs:
+        raise ConfigError(
+            "train.stop_on_plateau=True needs train.eval_every_epochs >= 1 (the plateau windows)"
+        )
     evaluators.check_names(config.evals)
     store.check_config(config)
 
@@ -91,7 +102,8 @@ def finished_config(path: str, field: str, experiment: str):
 
 
 def check(kinds, mesh) -> dict:
-    """Checks every kind before any compute; returns {kind name: its evaluators}.
+    """Checks every kind before any compute; returns {kind name: (its evaluators, its test-curve
+    metric or None)}.
 
     Batch sizes must split over the devices, the model must fit its input (shapes only, through
     `jax.eval_shape`), earlier runs must exist, and every evaluator checks its settings against
@@ -120,7 +132,8 @@ def check(kinds, mesh) -> dict:
                         f"(no {run_dir}/checkpoints); give an earlier workdir or a run folder "
                         "holding checkpoints/"
                     )
-        built[kind.name] = evaluators.build(kind, shapes, mesh)
+        plugins = evaluators.build(kind, shapes, mesh)
+        built[kind.name] = (plugins, evaluators.curve_metric(kind, plugins, shapes, mesh))
     return built
 
 
@@ -149,24 +162,27 @@ def output_shapes(kind) -> dict:
 
 def run(kinds, workdir: str, mesh) -> list:
     """Trains (or loads) and evaluates every seed of every kind; one result row per run."""
-    plugins = check(kinds, mesh)
+    built = check(kinds, mesh)
     rows = []
     for kind in kinds:
-        program = _Program(kind, mesh)
+        plugins, curve = built[kind.name]
+        program = _Program(kind, mesh, curve)
         for seed in kind.seeds:
             state, row = _obtain(kind, program, seed, workdir, mesh)
             started = time.time()
-            for evaluator in plugins[kind.name]:
+            for evaluator in plugins:
                 row.update(evaluator.run(state, kind.data, seed=seed))
             rows.append({**row, "eval_time_s": time.time() - started})
     return rows
 
 
 class _Program:
-    """A kind's optimizer and compiled init and train programs, shared by all its seeds."""
+    """A kind's optimizer, compiled init and train programs and test-curve metric, shared by all
+    its seeds."""
 
-    def __init__(self, kind, mesh):
+    def __init__(self, kind, mesh, curve):
         self.num_steps = kind.num_steps
+        self.curve = curve
         self.tx = engine.make_optimizer(kind.config.optim, self.num_steps)
         self.train_step = engine.compile_train_step(kind.task.objective, mesh)
         self.init = engine.compile_init(
@@ -204,7 +220,8 @@ def _obtain(kind, program, seed, workdir, mesh):
         "seed": seed,
         "run_dir": os.path.relpath(run_dir, workdir) if inside else os.path.abspath(run_dir),
         "weights": weights,
-        "steps": program.num_steps,
+        "steps": int(state.step),
+        "budget_steps": program.num_steps,
         "history": history,
         "train_time_s": train_time,
     }
@@ -226,6 +243,15 @@ def _fit(kind, program, state, seed, run_dir, mesh):
         idx = batches.train_batch_indices(n, c.train.batch_size, seed, step, pid, pcount)
         return {"image": data.train_images[idx], "label": data.train_labels[idx]}
 
+    t = c.train
+    eval_every = t.eval_every_epochs * kind.steps_per_epoch
+    curve_data = _Head(data.test_images[: t.curve_images], data.test_labels[: t.curve_images])
+    plateau = (
+        {"window": eval_every, "patience": t.plateau_patience, "min_delta": t.plateau_min_delta}
+        if t.stop_on_plateau
+        else None
+    )
+    stop = functools.partial(engine.plateaued, **plateau) if plateau else None
     return engine.fit(
         state,
         program.train_step,
@@ -245,9 +271,20 @@ def _fit(kind, program, state, seed, run_dir, mesh):
             # Where the data lives does not change the run; what it is does.
             "data": {k: v for k, v in c.data.to_dict().items() if k != "data_dir"},
             "optim": c.optim.to_dict(),
+            **({"plateau_stop": plateau} if plateau else {}),
         },
         desc=f"{kind.name} seed {seed}",
+        evaluate=program.curve and (lambda s: program.curve.measure(s, curve_data, None)),
+        eval_every=eval_every,
+        stop=stop,
     )
+
+
+class _Head(NamedTuple):
+    """The first test images of a dataset: what the test curve is measured on."""
+
+    test_images: np.ndarray
+    test_labels: np.ndarray
 
 
 def dataset_summary(dataset, **extra) -> dict:

@@ -57,10 +57,14 @@ class Kind:
         return [self.config.seed + i for i in range(self.config.num_seeds)]
 
     @property
+    def steps_per_epoch(self) -> int:
+        """Steps of one epoch (its last partial batch is dropped)."""
+        return batches.steps_per_epoch(len(self.data.train_labels), self.config.train.batch_size)
+
+    @property
     def num_steps(self) -> int:
-        """Epochs converted to steps (the last partial batch of an epoch is dropped)."""
-        steps = batches.steps_per_epoch(len(self.data.train_labels), self.config.train.batch_size)
-        return self.config.train.num_epochs * steps
+        """The training budget: `train.num_epochs` in steps."""
+        return self.config.train.num_epochs * self.steps_per_epoch
 
     def run_dir(self, workdir: str, seed: int) -> str:
         return os.path.join(workdir, self.folder or self.name, f"seed{seed}")

@@ -175,6 +175,52 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, model, da
     assert history[-1] == full_history[-1]
 
 
+def test_plateau_rule_on_step_weighted_window_means():
+    # Windows of 4 steps; records of 2 steps each, so a window's mean is of two records.
+    def history(window_means):
+        return [{"step": 4 * i + j, "loss": m} for i, m in enumerate(window_means) for j in (2, 4)]
+
+    rule = functools.partial(engine.plateaued, window=4, patience=2, min_delta=0.1)
+    assert not rule(history([2.0, 1.0]))  # no window before the patience windows
+    assert not rule(history([2.0, 1.0, 0.95, 0.85]))  # the last is 0.15 below the best, 1.0
+    assert rule(history([2.0, 1.0, 0.95, 0.91]))  # both within 0.1 of 1.0
+    assert not rule(history([2.0, 1.0, 0.95]))  # one window since the best is not two
+    # A record covering 3 of a window's 4 steps weighs 3×: mean (3 * 0.8 + 1 * 2.0) / 4 = 1.1.
+    uneven = [{"step": 4, "loss": 1.0}, {"step": 7, "loss": 0.8}, {"step": 8, "loss": 2.0}]
+    uneven += [{"step": 12, "loss": 1.05}]
+    assert rule(uneven)
+    assert not rule(uneven[:-1] + [{"step": 11, "loss": 1.0}])  # a partial window is no window
+
+
+def test_plateau_stop_ends_early_logs_the_test_curve_and_a_rerun_trains_nothing(
+    tmp_path, model, dataset
+):
+    mesh = engine.make_mesh()
+    always = functools.partial(engine.plateaued, window=4, patience=1, min_delta=1e9)
+    calls = []
+
+    def curve(state):
+        calls.append(int(state.step))
+        return {"accuracy": evaluate(state, dataset, mesh).sum() / 64}
+
+    state, history = fit(tmp_path, model, dataset, mesh, evaluate=curve, eval_every=4, stop=always)
+    # Windows end at 4 and 8; at 8 the second window is no better than the first: stop there.
+    assert int(state.step) == 8 and calls == [4, 8]
+    assert [h["step"] for h in history if "test_accuracy" in h] == [4, 8]
+    assert os.path.isdir(tmp_path / "checkpoints" / "8")
+    restored, again = fit(
+        tmp_path,
+        model,
+        dataset,
+        mesh,
+        batch_fn=lambda step: pytest.fail("a run that stopped must not train on"),
+        evaluate=curve,
+        eval_every=4,
+        stop=always,
+    )
+    assert int(restored.step) == 8 and again == history
+
+
 def test_one_and_eight_devices_agree(tmp_path, model, dataset):
     assert jax.device_count() == 8, "conftest should give 8 virtual CPU devices"
     one = engine.make_mesh(jax.devices()[:1])

@@ -59,6 +59,16 @@ def train(**overrides) -> ml_collections.ConfigDict:
     c.log_every = 20
     c.checkpoint_every = 500
     c.keep_checkpoints = 2
+    # The test curve: every this many epochs (and at the end) the task's metric on the first
+    # `curve_images` test images is logged as test_<metric> (0: no curve, no plateau stop).
+    c.eval_every_epochs = 2
+    c.curve_images = 120
+    # Plateau stop: end a run once the mean training loss of each of the last `plateau_patience`
+    # curve windows is no more than `plateau_min_delta` below the best window before them;
+    # num_epochs is then the budget.
+    c.stop_on_plateau = False
+    c.plateau_patience = 2
+    c.plateau_min_delta = 0.01
     c.update(overrides)
     return c
 

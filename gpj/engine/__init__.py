@@ -1,6 +1,6 @@
 """One training engine for every gpj experiment."""
 
-from gpj.engine.loop import fit, restore
+from gpj.engine.loop import fit, plateaued, restore
 from gpj.engine.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from gpj.engine.parallel import check_batch_size, make_mesh, replicated, shard_batch
 from gpj.engine.state import TrainState, compile_init, create_state
@@ -19,6 +19,7 @@ __all__ = [
     "fit",
     "make_mesh",
     "make_optimizer",
+    "plateaued",
     "replicated",
     "restore",
     "shard_batch",

@@ -28,8 +28,12 @@ def fit(
     keep_checkpoints: int,
     fingerprint: dict,
     desc: str = "train",
+    evaluate: Callable | None = None,
+    eval_every: int = 0,
+    stop: Callable[[list], bool] | None = None,
 ):
-    """Trains `state` to `num_steps`, resuming from `run_dir` when it holds a checkpoint.
+    """Trains `state` to `num_steps` (or until `stop`), resuming from `run_dir` when it holds a
+    checkpoint.
 
     Resume order: check the run's fingerprint, restore the latest checkpoint, drop
     logged metrics past it, then continue from `state.step`. Batches and rngs are
@@ -46,6 +50,12 @@ def fit(
       fingerprint: JSON-able settings that determine the run; a workdir written
         with other settings is refused instead of being resumed or overwritten.
       desc: label for the progress bar.
+      evaluate: state -> {metric: value} on held-out data, logged as `test_<metric>` every
+        `eval_every` steps and at the last step (the test curve).
+      eval_every: cadence of `evaluate` and `stop`, in steps (0: neither).
+      stop: history -> whether to stop early (e.g. `plateaued`), asked at each evaluation; the
+        run is then checkpointed and ends there. A function of the history only, so a resumed
+        run stops where the uninterrupted one did.
 
     Returns:
       The final state and the logged history (a list of {"step", metric: value}).
@@ -69,16 +79,22 @@ def fit(
         leave=False,
     )
     pending = []
+    stopped = stop is not None and eval_every > 0 and stop(history)
     try:
-        for step in range(start, num_steps):
+        for step in range(start, num_steps if not stopped else start):
             state, metrics = train_step(state, shard_batch(batch_fn(step), mesh))
             pending.append(metrics)
             done = step + 1
             bar.update(1)
+            check = eval_every > 0 and (done % eval_every == 0 or done == num_steps)
             save = done % checkpoint_every == 0 or done == num_steps
-            if save or done % log_every == 0:
+            if save or check or done % log_every == 0:
                 record = _summarise(pending, done, manager)
                 pending = []
+                if check and evaluate is not None:
+                    record.update({f"test_{k}": float(v) for k, v in evaluate(state).items()})
+                stopped = check and stop is not None and stop([*history, record])
+                save = save or stopped
                 history.append(record)
                 if is_main:
                     _log(record, run_dir, writer, bar)
@@ -86,6 +102,8 @@ def fit(
                     manager.save(
                         done, args=ocp.args.StandardSave(host_copy(state.checkpoint_items()))
                     )
+                if stopped:
+                    break
     finally:
         bar.close()
         manager.wait_until_finished()
@@ -93,6 +111,28 @@ def fit(
         if writer is not None:
             writer.close()
     return state, history
+
+
+def plateaued(history: list, *, window: int, patience: int, min_delta: float) -> bool:
+    """Whether the training loss has plateaued: the mean loss of each of the last `patience`
+    windows of `window` steps (ending at multiples of `window`) is no more than `min_delta`
+    below the best mean loss of the windows before them.
+
+    Each record's loss is the mean over the steps since the record before it, so a window's
+    mean weighs records by the steps they cover.
+    """
+    sums, previous = {}, 0
+    for record in history:
+        window_index = (record["step"] - 1) // window
+        total, count = sums.get(window_index, (0.0, 0))
+        steps = record["step"] - previous
+        sums[window_index] = (total + record["loss"] * steps, count + steps)
+        previous = record["step"]
+    means = [total / count for i, (total, count) in sorted(sums.items()) if count == window]
+    if len(means) <= patience:
+        return False
+    best_before = min(means[:-patience])
+    return all(m > best_before - min_delta for m in means[-patience:])
 
 
 def restore(state, run_dir: str):

@@ -8,6 +8,7 @@ and attacks skip PermuteNet, whose channel order is random). An experiment lists
 `config.evals`; any of them works on any experiment's models of a task it measures.
 """
 
+from gpj import tasks
 from gpj.errors import ConfigError
 from gpj.evaluators.attack import Attack
 from gpj.evaluators.every_cell import EveryCell
@@ -24,6 +25,24 @@ EVALUATORS = {
     "miou": RegionMIoU,
     "attack": Attack,
 }
+
+
+CURVE_METRICS = {tasks.Canvas: EveryCell, tasks.Segmentation: RegionMIoU}
+"""The metric of each task's test curve (`measure(state, data, ablation)`)."""
+
+
+def curve_metric(kind, built: list, shapes: dict, mesh):
+    """The evaluator whose `measure` gives the kind's test curve: one of `built` (or an attack's
+    metric) when it is of the task's curve class, so its program is compiled once; else a new
+    one; None for tasks without a curve metric."""
+    cls = CURVE_METRICS.get(type(kind.task))
+    if cls is None:
+        return None
+    for evaluator in built:
+        for candidate in (evaluator, getattr(evaluator, "metric", None)):
+            if isinstance(candidate, cls):
+                return candidate
+    return cls(kind, shapes, mesh)
 
 
 def check_names(names) -> None:

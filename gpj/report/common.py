@@ -43,17 +43,36 @@ def save_figure(fig, workdir: str, name: str) -> str:
     return name
 
 
+def test_metric(run) -> str | None:
+    """The test-curve metric logged in a run's history (`test_<metric>`), if any."""
+    return next((k for h in run["history"] for k in h if k.startswith("test_")), None)
+
+
 def curves_figure(results, workdir, label) -> str:
-    """Training loss and accuracy against step for every run; `label(run)` names a line."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    """Training loss and accuracy, and the test curve where logged, against step for every run;
+    `label(run)` names a line."""
+    tested = any(test_metric(r) for r in results["runs"])
+    fig, axes = plt.subplots(1, 3 if tested else 2, figsize=(15 if tested else 10, 3.6))
     for r in results["runs"]:
         steps = [h["step"] for h in r["history"]]
-        ax_loss.plot(steps, [h["loss"] for h in r["history"]], label=label(r))
-        ax_acc.plot(steps, [h["accuracy"] for h in r["history"]], label=label(r))
-    ax_loss.set(xlabel="step", ylabel="train loss", yscale="log")
-    ax_acc.set(xlabel="step", ylabel="train accuracy", ylim=(0, 1))
-    ax_acc.legend(fontsize=7, loc="lower right")
+        axes[0].plot(steps, [h["loss"] for h in r["history"]], label=label(r))
+        axes[1].plot(steps, [h["accuracy"] for h in r["history"]], label=label(r))
+        key = test_metric(r)
+        if key:
+            points = [(h["step"], h[key]) for h in r["history"] if key in h]
+            axes[2].plot(*zip(*points, strict=True), marker=".", label=label(r))
+            axes[2].set(xlabel="step", ylabel=key.replace("_", " "), ylim=(0, 1))
+    axes[0].set(xlabel="step", ylabel="train loss", yscale="log")
+    axes[1].set(xlabel="step", ylabel="train accuracy", ylim=(0, 1))
+    axes[-1].legend(fontsize=7, loc="lower right")
     return save_figure(fig, workdir, "training_curves.png")
+
+
+def stopped(run) -> str:
+    """How a run's training ended: "plateau" (before its budget), "budget" or "loaded"."""
+    if run["weights"]["source"] == "earlier_workdir":
+        return "loaded"
+    return "plateau" if run["steps"] < run.get("budget_steps", run["steps"]) else "budget"
 
 
 def document(title, settings, headline, runs_table, figures, results) -> str:

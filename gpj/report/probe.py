@@ -11,6 +11,7 @@ from gpj.report.common import (
     pct,
     pct_ci,
     save_figure,
+    stopped,
 )
 from gpj.report.scores import score_table, tuning_maps_figure
 
@@ -45,7 +46,7 @@ def markdown(results: dict, figures) -> str:
         f"Data: `{d['name']}`, {d['num_train']} train / {d['num_test']} test images on "
         f"{d['canvas'][0]}×{d['canvas'][1]} canvases ({g}×{g} grid). Model: `{m['name']}` "
         f"(width {m['width']}, `{m['stem']}` stem, `{m['padding']}` padding{shuffle}), "
-        f"{c['train']['num_epochs']} epochs, batch {c['train']['batch_size']}, "
+        f"{_budget(c['train'])}, batch {c['train']['batch_size']}, "
         f"{c['optim']['name']} lr {c['optim']['learning_rate']}. Every test image is evaluated "
         f"at every cell ({d['num_test'] * g * g} canvases per run)."
     )
@@ -54,13 +55,13 @@ def markdown(results: dict, figures) -> str:
             f"{HEAD_NAMES[r['head']]} {r['task']}",
             r["seed"],
             pct(r["accuracy"]),
-            r["steps"],
+            f"{r['steps']} / {r.get('budget_steps', r['steps'])} ({stopped(r)})",
             f"{r['train_time_s']:.0f} s",
             f"{r['eval_time_s']:.1f} s",
         ]
         for r in results["runs"]
     ]
-    header = ["run", "seed", "accuracy %", "steps", "train (incl. compile)", "eval"]
+    header = ["run", "seed", "accuracy %", "steps / budget", "train (incl. compile)", "eval"]
     return document(
         "Position probe: GAPNet vs PermuteNet",
         settings,
@@ -68,6 +69,17 @@ def markdown(results: dict, figures) -> str:
         markdown_table(header, runs),
         figures,
         results,
+    )
+
+
+def _budget(train: dict) -> str:
+    """The training length in words: epochs, or a plateau stop within a budget of epochs."""
+    if not train.get("stop_on_plateau"):
+        return f"{train['num_epochs']} epochs"
+    return (
+        f"until the training loss plateaus (no window of {train['eval_every_epochs']} epochs "
+        f"{train['plateau_min_delta']} nats below the best earlier one for "
+        f"{train['plateau_patience']} windows), at most {train['num_epochs']} epochs"
     )
 
 
