@@ -98,9 +98,14 @@ def canvas(config, spec: str, dataset, **fields) -> Kind:
     return Kind(**(declared | fields))
 
 
-def segmentation(config) -> Kind:
-    """The segmentation runs of the attack's config: DeepLabv3 on digit canvases or Cityscapes,
-    loaded from `segmentation.init_workdir` when it is set."""
+DESIGNS = ("position_needed", "shape_only")
+
+
+def segmentation(config) -> list:
+    """The segmentation run kinds of the attack's config: DeepLabv3 on Cityscapes (one kind,
+    `segmentation`), or on digit canvases, one kind per `segmentation.designs` entry
+    (`segmentation-<design>`), all on the same canvases; loaded from `segmentation.init_workdir`
+    when it is set."""
     s = config.segmentation
     if s.dataset == "cityscapes":
         data = cityscapes.load(
@@ -108,31 +113,60 @@ def segmentation(config) -> Kind:
             image_size=tuple(s.image_size),
             max_examples=s.max_examples,
         )
-    else:
-        try:
-            data = segmentation_data.digit_data(
-                sources.from_config(config.data),
-                seed=s.data_seed,
-                num_train=s.num_train,
-                num_test=s.num_test,
-                canvas_size=s.canvas_size,
-                digits_per_canvas=s.digits_per_canvas,
-                left_fraction=s.left_fraction,
-                label_radius=s.label_radius,
-            )
-        except ValueError as e:
-            raise ConfigError(f"segmentation: {e}") from e
+        return [
+            _segmentation_kind(config, "segmentation", data, tasks.Segmentation(data.ignore_label))
+        ]
+    try:
+        data = segmentation_data.digit_data(
+            sources.from_config(config.data),
+            seed=s.data_seed,
+            num_train=s.num_train,
+            num_test=s.num_test,
+            canvas_size=s.canvas_size,
+            canvas_width=s.canvas_width,
+            dead_zone=s.dead_zone,
+            mirror_digits=s.mirror_digits,
+            side_labels=True,
+            digits_per_canvas=s.digits_per_canvas,
+            left_fraction=s.left_fraction,
+            label_radius=s.label_radius,
+            calibration={
+                "calibration": (s.num_calibration, s.calibration_left_fraction),
+                "symmetric": (s.num_calibration, 0.5),
+            },
+        )
+    except ValueError as e:
+        raise ConfigError(f"segmentation: {e}") from e
+    designs = {"position_needed": data, "shape_only": segmentation_data.shape_only(data)}
+    return [
+        _segmentation_kind(
+            config,
+            f"segmentation-{design}",
+            designs[design],
+            tasks.Segmentation(
+                data.ignore_label, hflip=s.hflip, side_classes=designs[design].side_classes
+            ),
+        )
+        for design in s.designs
+    ]
+
+
+def _segmentation_kind(config, name, data, task) -> Kind:
+    s = config.segmentation
     # Where the data lives does not change the run; what it is does.
-    skip = ("init_workdir", "enabled", "data_dir")
+    skip = ("init_workdir", "enabled", "data_dir", "designs")
     return Kind(
-        name="segmentation",
-        labels={"model": "segmentation"},
+        name=name,
+        labels={"model": name},
         config=config,
         data=data,
-        task=tasks.Segmentation(data.ignore_label),
+        task=task,
         model=models.from_config(config.model, num_classes=data.num_classes, head="deeplab"),
         evals=tuple(config.evals),
         earlier=s.init_workdir,
         earlier_field="segmentation.init_workdir",
-        fingerprint={"segmentation": {k: v for k, v in s.to_dict().items() if k not in skip}},
+        fingerprint={
+            "segmentation": {k: v for k, v in s.to_dict().items() if k not in skip},
+            "labels": name,
+        },
     )

@@ -140,9 +140,16 @@ def latent_mse(z1, z2):
 
 @dataclasses.dataclass(frozen=True)
 class Segmentation:
-    """Per-pixel classes; pixels labelled `ignore_label` count in neither loss nor metrics."""
+    """Per-pixel classes; pixels labelled `ignore_label` count in neither loss nor metrics.
+
+    With `hflip`, each training image is mirrored with probability 1/2, and with `side_classes`
+    K > 0 its labels are relabelled as the mirror moves them: classes 1..K (shapes on the left)
+    and K+1..2K (the same shapes on the right) swap, so the training layout is symmetric.
+    """
 
     ignore_label: int = segmentation.IGNORE_LABEL
+    hflip: bool = False
+    side_classes: int = 0
 
     def num_classes(self, data) -> int:
         return data.num_classes
@@ -159,16 +166,33 @@ class Segmentation:
     def score_inputs(self, images):
         return images
 
+    def mirror(self, images, labels, rng):
+        """Each image (and its labels, relabelled) mirrored left-right with probability 1/2."""
+        flip = jax.random.bernoulli(rng, 0.5, (images.shape[0],))
+        k = self.side_classes
+        mirrored = labels[:, :, ::-1]
+        if k:
+            on_left = (mirrored >= 1) & (mirrored <= k)
+            on_right = (mirrored > k) & (mirrored <= 2 * k)
+            mirrored = jnp.where(on_left, mirrored + k, jnp.where(on_right, mirrored - k, mirrored))
+        return (
+            jnp.where(flip[:, None, None, None], images[:, :, ::-1], images),
+            jnp.where(flip[:, None, None], mirrored, labels),
+        )
+
     def objective(self, params, state, batch, rng):
         """Per-pixel cross-entropy over the labelled pixels."""
+        images, labels = batch["image"], batch["label"]
+        if self.hflip:
+            rng, k_flip = jax.random.split(rng)
+            images, labels = self.mirror(images, labels, k_flip)
         (logits, _), updates = state.apply_fn(
             {"params": params, "batch_stats": state.batch_stats},
-            batch["image"],
+            images,
             train=True,
             rngs={"dropout": rng},
             mutable=["batch_stats"],
         )
-        labels = batch["label"]
         valid = labels != self.ignore_label
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.where(valid, labels, 0))
         count = jnp.maximum(valid.sum(), 1)

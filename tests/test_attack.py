@@ -32,6 +32,70 @@ def test_attack_curves_on_a_metric_with_known_answers():
         assert row["m"]["mean"] == pytest.approx(1 - row["n"] / 8, abs=0.05)
 
 
+def _run(seed, clean, overall, left, right, random_draws):
+    """A segmentation run's curves at one N: (left mIoU, right mIoU) per ranking and draw."""
+
+    def metrics(left_right, confusion=0.1):
+        return {
+            "miou_all": sum(left_right) / 2,
+            "miou_left": left_right[0],
+            "miou_right": left_right[1],
+            "side_confusion": confusion,
+        }
+
+    draws = [metrics(d) for d in random_draws]
+    return {
+        "model": "seg",
+        "seed": seed,
+        "sizes": [8],
+        "curves": {
+            "clean": metrics(clean),
+            "overall": [{"n": 8, **metrics(overall, 0.3)}],
+            "left": [{"n": 8, **metrics(left)}],
+            "right": [{"n": 8, **metrics(right)}],
+            "random": [{"n": 8, **{k: {"draws": [d[k] for d in draws]} for k in draws[0]}}],
+        },
+    }
+
+
+def test_attack_effects_use_seeds_as_units_with_t_intervals():
+    from scipy import stats as scipy_stats
+
+    runs = [
+        _run(0, (0.8, 0.8), (0.5, 0.5), (0.4, 0.7), (0.7, 0.45), [(0.7, 0.7), (0.72, 0.66)]),
+        _run(1, (0.8, 0.8), (0.55, 0.5), (0.45, 0.7), (0.72, 0.4), [(0.7, 0.74), (0.7, 0.7)]),
+        _run(2, (0.8, 0.8), (0.5, 0.6), (0.42, 0.72), (0.7, 0.42), [(0.66, 0.7), (0.7, 0.7)]),
+    ]
+    (row,) = attack.effects(runs)
+    random_all = [
+        np.mean([(a + b) / 2 for a, b in d])
+        for d in ([(0.7, 0.7), (0.72, 0.66)], [(0.7, 0.74), (0.7, 0.7)], [(0.66, 0.7), (0.7, 0.7)])
+    ]
+    overall = np.array([0.5, 0.525, 0.55]) - random_all
+    expected = scipy_stats.ttest_1samp(overall, 0).confidence_interval()
+    assert row["overall_vs_random"]["mean"] == pytest.approx(overall.mean())
+    assert row["overall_vs_random"]["ci95"] == pytest.approx(list(expected))
+    assert row["side_confusion"]["overall_vs_random"]["mean"] == pytest.approx(0.2)
+    # Left attack: asymmetry (left − right) minus the random sets' mean asymmetry, per seed.
+    left = [(0.4 - 0.7) - 0.03, (0.45 - 0.7) + 0.02, (0.42 - 0.72) + 0.02]
+    assert row["left_excess"]["mean"] == pytest.approx(np.mean(left))
+    assert row["left_excess"]["n"] == 3 and row["side_specific"] is True
+    assert "sym_side_specific" not in row
+    # One seed: no interval, no decision.
+    assert attack.effects(runs[:1])[0]["side_specific"] is None
+
+
+def test_side_confusion_counts_shapes_given_the_other_side():
+    from gpj.analysis import segmentation_metrics
+
+    k = 2  # classes: 0 background, 1-2 shapes on the left, 3-4 the same shapes on the right
+    confusion = np.zeros((5, 5), np.int64)
+    confusion[0, 0] = 100  # background is not counted
+    confusion[1, 1], confusion[1, 3] = 6, 2  # shape 1 left: 2 pixels called shape 1 right
+    confusion[4, 2], confusion[4, 4], confusion[4, 1] = 3, 5, 4  # shape 2 right: 3 swapped
+    assert segmentation_metrics.side_confusion(confusion, k) == pytest.approx(5 / 20)
+
+
 def test_random_channels_are_distinct_and_a_function_of_seed_n_and_draw():
     a = attack.random_channels(64, 16, seed=0, draw=3)
     assert len(set(a.tolist())) == 16 and a.max() < 64
@@ -71,7 +135,8 @@ def test_tiny_attack_writes_curves_tables_figures(tiny_attack):
     workdir, out = tiny_attack
     results = json.loads((workdir / "results.json").read_text())
     assert {r["model"] for r in results["runs"]} == {
-        "segmentation",
+        "segmentation-position_needed",
+        "segmentation-shape_only",
         "gapnet-location",
         "gapnet-object",
     }
@@ -82,13 +147,19 @@ def test_tiny_attack_writes_curves_tables_figures(tiny_attack):
         curves = r["curves"]
         assert [row["n"] for row in curves["overall"]] == r["sizes"]
         assert all(len(row[k]["draws"]) == 2 for row in curves["random"] for k in row if k != "n")
-        if r["model"] == "segmentation":
-            assert set(curves) == {"clean", "overall", "left", "right", "random"}
-            assert set(curves["clean"]) == {"miou_all", "miou_left", "miou_right", "miou_center"}
-            assert "eta2" not in r["scores"] and r["num_scored_images"] == 64
+        if r["model"].startswith("segmentation"):
+            rankings = {"overall", "left", "right", "sym_left", "sym_right"}
+            assert set(curves) == {"clean", "random"} | rankings
+            metrics = {"miou_all", "miou_left", "miou_right", "miou_center"}
+            if r["model"] == "segmentation-position_needed":
+                metrics.add("side_confusion")
+            assert set(curves["clean"]) == metrics
+            # Ranked on the calibration split (64 canvases of train digits), not the test split.
+            assert r["ranked_on"] == "calibration" and r["num_scored_images"] == 64
+            assert "eta2" not in r["scores"]
             example = r["example"]
             assert set(example["predictions"]) == {"clean", "overall", "left", "right"}
-            assert np.asarray(example["label"]).shape == (24, 24)
+            assert np.asarray(example["label"]).shape == (16, 24)
         else:
             assert set(curves) == {"clean", "overall", "random"}
             assert np.asarray(r["scores"]["cell_mean"]).shape == (3, 3, c)
@@ -97,9 +168,15 @@ def test_tiny_attack_writes_curves_tables_figures(tiny_attack):
     assert location["curves"]["clean"]["accuracy"] > 0.5
     assert not (workdir / "probe").exists()  # the GAPNets came from the given probe workdir
     report = (workdir / "report.md").read_text()
-    for heading in ("**Segmentation**", "**Region-specific attack**", "**Classification**"):
+    for heading in (
+        "**DeepLabv3, position-needed labels**",
+        "**DeepLabv3, shape-only labels (control B)**",
+        "**Region-specific attack**",
+        "**Classification**",
+    ):
         assert heading in out and heading in report
-    assert ("region-specific effect appeared" in report) != ("did not appear" in report)
+    assert "What the paper's hypothesis predicts" in report
+    assert "one seed: undecided" in report  # a single seed has no interval to decide with
     for figure in (
         "attack_curves.png",
         "score_histograms.png",
@@ -118,6 +195,7 @@ def test_attack_loads_a_trained_model_or_trains_a_probe_and_reproduces(tiny_atta
         "--config=configs/attack.py:tiny",
         f"--workdir={tmp_path}",
         f"--config.segmentation.init_workdir={workdir}",
+        "--config.segmentation.designs=('position_needed',)",
         "--config.classifier.tasks=('location',)",
     )
     _, err = proc.communicate(timeout=900)
@@ -126,12 +204,15 @@ def test_attack_loads_a_trained_model_or_trains_a_probe_and_reproduces(tiny_atta
     after = json.loads((tmp_path / "results.json").read_text())["runs"]
     # Trained through the driver into <workdir>/probe, without a probe report of its own.
     probe_run = tmp_path / "probe" / "gapnet-location" / "seed0"
-    assert not (tmp_path / "segmentation").exists() and (probe_run / "checkpoints").is_dir()
+    assert not (tmp_path / "segmentation-position_needed").exists()
+    assert (probe_run / "checkpoints").is_dir()
     assert not (tmp_path / "probe" / "results.json").exists()
     assert [r["weights"]["source"] for r in after] == ["earlier_workdir", "init"]
     assert after[0]["history"] == [] and after[0]["train_time_s"] == 0  # loaded, not trained
-    assert [r["model"] for r in after] == ["segmentation", "gapnet-location"]
-    for a, b in zip(before[:2], after, strict=True):
+    assert [r["model"] for r in after] == ["segmentation-position_needed", "gapnet-location"]
+    first = {r["model"]: r for r in before}
+    for b in after:
+        a = first[b["model"]]
         assert a["curves"] == b["curves"] and a["scores"] == b["scores"]
 
 
@@ -140,13 +221,22 @@ BAD_CONFIGS = {
     "fill": (["--config.attack.fill=median"], "attack.fill='median' is not valid"),
     "more channels than the model has": (
         ["--config.attack.num_channels=(1, 4, 100)"],
-        "asks for 100 channels, but the segmentation model's backbone output has 64",
+        "asks for 100 channels, but the segmentation-position_needed model's backbone output has 64",
     ),
     "backbone": (["--config.model.name=vgg16"], "model.name='vgg16' is not valid"),
     "stride": (["--config.model.output_stride=4"], "model.output_stride=4 is not valid"),
     "side": (
         ["--config.segmentation.left_fraction=1.5"],
         "segmentation.left_fraction=1.5 must be between 0.0 and 1.0",
+    ),
+    "design": (
+        ["--config.segmentation.designs=('colour',)"],
+        "segmentation.designs=('colour',) must name one or more of",
+    ),
+    "rank_on": (["--config.attack.rank_on=train"], "attack.rank_on='train' is not valid"),
+    "dead zone": (
+        ["--config.segmentation.dead_zone=10"],
+        "segmentation: dead_zone=10 leaves no room for a 8-pixel-wide digit",
     ),
     "task": (["--config.classifier.tasks=('colour',)"], "classifier.tasks entry 'colour'"),
     "probe": (

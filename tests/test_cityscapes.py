@@ -216,6 +216,7 @@ def test_attack_runs_on_cityscapes(cityscapes_dir, tmp_path):
     }
     (run,) = results["runs"]
     assert run["model"] == "segmentation" and run["num_scored_images"] == 4
+    assert run["ranked_on"] == "train"  # no calibration split: the first num_test train images
     regions = {"miou_all", "miou_left", "miou_right", "miou_center"}
     assert set(run["curves"]) == {"clean", "overall", "left", "right", "random"}
     assert set(run["curves"]["clean"]) == regions
@@ -224,7 +225,7 @@ def test_attack_runs_on_cityscapes(cityscapes_dir, tmp_path):
         assert all(set(row) == {"n"} | regions for row in run["curves"][curve])
     assert all(0 <= v <= 1 for v in run["curves"]["clean"].values())
     assert np.asarray(run["example"]["label"]).shape == (64, 128)
-    assert [e["n"] for e in results["region_effects"]] == [1, 2]
+    assert [e["n"] for e in results["effects"]] == [1, 2]
     report = (tmp_path / "report.md").read_text()
     assert "Cityscapes: 8 train / 4 validation images resized to 64×128 px" in report
     assert "**Region-specific attack**" in out

@@ -562,6 +562,7 @@ def test_the_attack_evaluates_a_converted_deeplab_without_training(tiny_deeplab_
         "--config=configs/attack.py:tiny",
         f"--workdir={workdir}",
         "--config.classifier.tasks=()",
+        "--config.segmentation.designs=('shape_only',)",  # the converted model's 11 classes
         "--config.model.name=resnet50",
         "--config.model.stem=imagenet",
         f"--config.model.init_from={out}",
@@ -577,9 +578,11 @@ def test_the_attack_evaluates_a_converted_deeplab_without_training(tiny_deeplab_
     assert "model.aspp_rates is [1, 2, 3], converted with [12, 24, 36]" in err
     results = json.loads((workdir / "results.json").read_text())
     (run,) = results["runs"]
-    assert (run["model"], run["steps"], run["history"]) == ("segmentation", 0, [])
+    assert (run["model"], run["steps"], run["history"]) == ("segmentation-shape_only", 0, [])
     assert run["weights"] == {"source": "converted", "path": str(out)}
-    record = json.loads((workdir / "segmentation" / "seed0" / "init_from.json").read_text())
+    record = json.loads(
+        (workdir / "segmentation-shape_only" / "seed0" / "init_from.json").read_text()
+    )
     assert record["loaded"] == ["aspp", "backbone", "classifier", "head_bn", "head_conv"]
     assert record["fresh"] == [] and list(record["differs"]) == ["model.aspp_rates"]
     assert 0.0 <= run["curves"]["clean"]["miou_all"] <= 1.0

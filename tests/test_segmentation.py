@@ -140,6 +140,55 @@ def test_canvas_as_wide_as_a_digit_only_has_a_right_side():
         _canvases(images=images, labels=labels, canvas_size=H, left_fraction=0.1)
 
 
+def test_position_needed_layout_sides_dead_zone_mirrors_and_labels():
+    """Width 20, dead zone 4: left digits (W = 4 wide) start at columns 0..4 (c + 4 <= 8), right
+    ones at 12..16; a right digit d is labelled d + 1 + 10; half the digits are mirrored."""
+    images, labels = _framed_digits(7)
+    images[:, 1:-1, 1] = 0.05  # an asymmetric interior column, to tell a mirrored digit
+    canvases, masks = _canvases(
+        images=images,
+        labels=labels,
+        canvas_width=20,
+        dead_zone=4,
+        mirror_digits=True,
+        side_labels=True,
+    )
+    assert canvases.shape == (600, S, 20, 1)
+    cols = _placements(canvases)[:, 1]
+    left = cols <= 4
+    assert set(cols[left]) == set(range(5)) and set(cols[~left]) == set(range(12, 17))
+    assert abs(left.mean() - 0.5) < 0.07
+    mirrored = []
+    for canvas, mask, col, on_left in zip(canvases[..., 0], masks, cols, left, strict=True):
+        digit = canvas[:, col : col + W]
+        rows = np.nonzero(digit.max(axis=1) > 0)[0]
+        interior = digit[rows.min() + 1 : rows.min() + H - 1]
+        mirrored.append(np.isclose(interior[:, W - 2], 0.05).all())
+        inked = mask[mask > 0]
+        classes = set(inked.tolist())
+        assert len(classes) == 1 and (classes.pop() > 10) == (not on_left)
+    assert abs(np.mean(mirrored) - 0.5) < 0.07
+
+
+def test_mirror_relabels_the_sides_and_shape_only_merges_them():
+    from gpj import tasks
+
+    labels = np.array([[[0, 1, 12, 255]]], np.int32)  # background, 0-left, 1-right, ignored
+    images = np.arange(4, dtype=np.float32).reshape(1, 1, 4, 1)
+    task = tasks.Segmentation(hflip=True, side_classes=10)
+    flips = {}
+    for seed in range(8):
+        x, y = task.mirror(images, labels, jax.random.PRNGKey(seed))
+        flips[bool(np.asarray(x)[0, 0, 0, 0] == 3)] = np.asarray(y)[0, 0].tolist()
+    assert flips == {False: [0, 1, 12, 255], True: [255, 2, 11, 0]}
+    data = segmentation.SegmentationData(
+        "d", images, labels, images, labels, segmentation.SIDE_CLASSES, side_classes=10
+    )
+    merged = segmentation.shape_only(data)
+    assert merged.test_labels.tolist() == [[[0, 1, 2, 255]]]
+    assert (merged.num_classes, merged.side_classes) == (11, 0)
+
+
 # --- make_splits ----------------------------------------------------------------------------------
 
 SPLIT_ARGS = {

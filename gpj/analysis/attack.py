@@ -105,51 +105,75 @@ def summarise(runs) -> list:
     return summary
 
 
-def region_effects(runs) -> list:
-    """Per N, the region-specific attack against random channels (means over seeds).
+def effects(runs) -> list:
+    """The segmentation attacks' effects beside random channels, per model and N, with the seed
+    (one trained model) as the unit: `stats.describe` over seeds, so intervals are Student-t
+    with n − 1 degrees of freedom. For each seed, a ranked attack is compared with the mean of
+    its random channel sets of the same N:
 
-    With a = Δ mIoU(left) − Δ mIoU(right) (changes from the clean model), the attack on the
-    "left" channels is side-specific when it lowers the left mIoU and its a lies more than two
-    standard deviations below the a of random channel sets of the same size (pooled over draws
-    and seeds); the "right" attack likewise above. Both must hold for `appeared`.
+    - `overall_vs_random`: mIoU (whole image) under the top-N overall channels minus random;
+    - `side_confusion`: the k-left <-> k-right confusion rate clean, under the overall attack and
+      under random channels, and overall minus random (position-needed data only);
+    - `<ranking>_excess` for the side rankings (left, right; sym_left, sym_right on the symmetric
+      set): its asymmetry (mIoU left − mIoU right) minus that of the random sets;
+    - `<prefix>side_specific`: the left attack's excess interval lies wholly below 0 and the
+      right's wholly above (None with one seed: no interval, no decision).
     """
-    effects = []
-    for i, n in enumerate(runs[0]["sizes"]):
+    groups = {}
+    for r in runs:
+        if "miou_all" in r.get("curves", {}).get("clean", {}):
+            groups.setdefault(r["model"], []).append(r)
+    rows = []
+    for model, rs in groups.items():
+        for i, n in enumerate(rs[0]["sizes"]):
 
-        def delta(run, curve, region, i=i):
-            return (
-                run["curves"][curve][i][f"miou_{region}"] - run["curves"]["clean"][f"miou_{region}"]
-            )
-
-        row = {"n": n}
-        for attack_name in ("left", "right"):
-            for region in ("left", "right"):
-                row[f"{attack_name}_attack_{region}"] = float(
-                    np.mean([delta(r, attack_name, region) for r in runs])
+            def versus_random(curve, metric, rs=rs, i=i):
+                return stats.describe(
+                    [r["curves"][curve][i][metric] - _random_mean(r, i, metric) for r in rs]
                 )
-        random_a = []
-        for r in runs:
-            draws = r["curves"]["random"][i]
-            clean = r["curves"]["clean"]
-            for left, right in zip(
-                draws["miou_left"]["draws"], draws["miou_right"]["draws"], strict=True
-            ):
-                random_a.append(left - clean["miou_left"] - (right - clean["miou_right"]))
-        random = stats.describe(random_a)
-        left_a = row["left_attack_left"] - row["left_attack_right"]
-        right_a = row["right_attack_left"] - row["right_attack_right"]
-        row.update(
-            random_asymmetry=random["mean"],
-            random_asymmetry_std=random["std"],
-            appeared=bool(
-                row["left_attack_left"] < 0
-                and row["right_attack_right"] < 0
-                and left_a < random["mean"] - 2 * random["std"]
-                and right_a > random["mean"] + 2 * random["std"]
-            ),
-        )
-        effects.append(row)
-    return effects
+
+            row = {"model": model, "n": n, "seeds": len(rs)}
+            row["overall_vs_random"] = versus_random("overall", "miou_all")
+            if "side_confusion" in rs[0]["curves"]["clean"]:
+                row["side_confusion"] = {
+                    "clean": stats.describe([r["curves"]["clean"]["side_confusion"] for r in rs]),
+                    "overall": stats.describe(
+                        [r["curves"]["overall"][i]["side_confusion"] for r in rs]
+                    ),
+                    "random": stats.describe([_random_mean(r, i, "side_confusion") for r in rs]),
+                    "overall_vs_random": versus_random("overall", "side_confusion"),
+                }
+            for prefix in ("", "sym_"):
+                if f"{prefix}left" not in rs[0]["curves"]:
+                    continue
+                for side in ("left", "right"):
+                    row[f"{prefix}{side}_excess"] = stats.describe(
+                        [
+                            _asymmetry(r["curves"][prefix + side][i]) - _random_asymmetry(r, i)
+                            for r in rs
+                        ]
+                    )
+                left, right = row[f"{prefix}left_excess"], row[f"{prefix}right_excess"]
+                row[f"{prefix}side_specific"] = (
+                    None
+                    if left["ci95"] is None
+                    else bool(left["ci95"][1] < 0 and right["ci95"][0] > 0)
+                )
+            rows.append(row)
+    return rows
+
+
+def _asymmetry(metrics) -> float:
+    return metrics["miou_left"] - metrics["miou_right"]
+
+
+def _random_mean(run, i, metric) -> float:
+    return float(np.mean(run["curves"]["random"][i][metric]["draws"]))
+
+
+def _random_asymmetry(run, i) -> float:
+    draws = run["curves"]["random"][i]
+    return float(np.mean(draws["miou_left"]["draws"]) - np.mean(draws["miou_right"]["draws"]))
 
 
 def _value(v) -> float:

@@ -146,3 +146,19 @@ def region_scores(confusions: np.ndarray) -> dict:
             "per_class_iou": [None if np.isnan(iou) else float(iou) for iou in per_class],
         }
     return scores
+
+
+def side_confusion(confusion: np.ndarray, side_classes: int) -> float:
+    """The share of shape pixels predicted as the same shape on the other side: with K =
+    `side_classes`, classes 1..K are shapes on the left and c + K the shape c on the right; the
+    pixels of true class c predicted c ± K, over all pixels of classes 1..2K (0 if none).
+
+    Args:
+      confusion: (C, C) counts [true class, predicted class], C >= 2K + 1.
+      side_classes: K.
+    """
+    k = side_classes
+    left, right = np.arange(1, k + 1), np.arange(k + 1, 2 * k + 1)
+    swapped = confusion[left, right].sum() + confusion[right, left].sum()
+    total = confusion[1 : 2 * k + 1].sum()
+    return float(swapped / total) if total else 0.0

@@ -4,9 +4,15 @@
   python -m gpj.main --config=configs/attack.py:tiny         # smoke test, ~1 min
   python -m gpj.main --config=configs/attack.py:cityscapes   # the paper's setting, on a GPU
 
-A DeepLabv3-style model (dilated ResNet, ASPP) learns to segment digits scattered over a canvas
-(more of them on the left: `segmentation.left_fraction`); GAPNets learn the probe's location and
-object tasks. Both are attacked at the backbone output. Reuse trained models with
+A DeepLabv3-style model (dilated ResNet, ASPP) learns to segment digits on wide canvases, each
+digit wholly in one half outside a dead zone at the midline and mirrored at random. Two designs
+train on the same images: `position_needed` labels a digit d on the right apart from d on the
+left (so a pixel's class needs absolute position), `shape_only` (control B) labels the digit only;
+both train with mirrors that relabel, so the layout is symmetric. Channels are ranked on a
+calibration split of train digits, every digit on the left (its signed flip score then tells a
+channel's side), and, for control C, on a symmetric calibration split (where it should not).
+GAPNets learn the probe's location and object tasks. All are attacked at the backbone output.
+Reuse trained models with
 `--config.segmentation.init_workdir=DIR` (an earlier attack workdir) and
 `--config.classifier.probe_workdir=DIR` (a finished probe workdir).
 
@@ -27,7 +33,7 @@ def get_config(arg=None):
     c = ml_collections.ConfigDict()
     c.experiment = "attack"
     c.seed = 0
-    c.num_seeds = 1
+    c.num_seeds = 3
     # What each trained model is measured with (gpj.evaluators): the channel attacks.
     c.evals = ("attack",)
 
@@ -36,13 +42,21 @@ def get_config(arg=None):
     c.segmentation = ml_collections.ConfigDict()
     c.segmentation.enabled = True
     c.segmentation.dataset = "digits"  # digits (embedded canvases) | cityscapes (prepared tfds)
-    # digits only: the canvases
-    c.segmentation.canvas_size = 48
-    c.segmentation.digits_per_canvas = 3
-    c.segmentation.left_fraction = 0.75  # share of digits centred in the left half
+    # digits only: the designs, each a model trained on the same canvases
+    # position_needed: label = digit + 1 + 10 * [right half]; shape_only: label = digit + 1
+    c.segmentation.designs = ("position_needed", "shape_only")
+    c.segmentation.canvas_size = 32  # height
+    c.segmentation.canvas_width = 64
+    c.segmentation.dead_zone = 8  # midline band no digit enters (each digit wholly in one half)
+    c.segmentation.mirror_digits = True  # each digit mirrored with probability 1/2
+    c.segmentation.hflip = True  # train on mirrored canvases too (labels relabelled)
+    c.segmentation.digits_per_canvas = 2
+    c.segmentation.left_fraction = 0.5  # share of train and test digits in the left half
     c.segmentation.label_radius = 3  # a digit labels the pixels within this radius of its ink
     c.segmentation.num_train = 2400
     c.segmentation.num_test = 480
+    c.segmentation.num_calibration = 480  # canvases of each calibration split (train digits)
+    c.segmentation.calibration_left_fraction = 1.0  # the ranking split: every digit on the left
     c.segmentation.data_seed = 0
     # cityscapes only: train = its train split, test = its validation split; 19 classes, 255 ignored
     c.segmentation.data_dir = ""  # tfds data_dir holding cityscapes; empty: ~/tensorflow_datasets
@@ -66,8 +80,11 @@ def get_config(arg=None):
     c.classifier.probe.num_seeds = 1
 
     c.attack = ml_collections.ConfigDict()
-    c.attack.num_channels = (1, 2, 4, 8, 16, 32, 64)  # N: top-N vs N random channels
-    c.attack.num_random = 5  # random channel sets per N
+    c.attack.num_channels = (4, 16, 64)  # N: top-N vs N random channels
+    c.attack.num_random = 20  # random channel sets per N
+    # calibration: rank on images apart from the test split (digits: the calibration splits;
+    # otherwise the first num_test train images) | test: on the test images, as the official code
+    c.attack.rank_on = "calibration"
     c.attack.fill = "zero"  # zero | mean (the channel's mean over the scored images)
     c.attack.example_channels = 32  # N of the example segmentation figure
 
@@ -79,7 +96,9 @@ def get_config(arg=None):
 
 def _tiny(c):
     sections.use_tiny(c)
-    c.segmentation.update(canvas_size=24, num_train=256, num_test=64)
+    c.segmentation.update(
+        canvas_size=16, canvas_width=24, dead_zone=0, num_train=256, num_test=64, num_calibration=64
+    )
     c.classifier.probe = probe.get_config("tiny")
     c.attack.update(num_channels=(1, 4, 16), num_random=2, example_channels=4)
     c.eval.batch_size = 64
@@ -98,6 +117,7 @@ def _cityscapes(c):
     )
     c.train.update(num_epochs=40, batch_size=8, log_every=50, checkpoint_every=1000)
     c.classifier.tasks = ()  # no GAPNets: the segmentation model only
+    c.num_seeds = 1
     c.attack.update(num_channels=(1, 4, 16, 64, 256, 1024), num_random=3, example_channels=256)
     c.eval.batch_size = 8
 

@@ -7,6 +7,11 @@ on the "right". left_fraction = 0.5 gives a left/right-symmetric layout (up to t
 centred position, which counts as right); > 0.5 puts more digits on the left, like a scene layout
 that is not mirror-symmetric, where a channel's signed flip score can have a side.
 
+The *position-needed* variant (`side_labels`): digits lie wholly in one half, outside a dead zone
+at the midline, each mirrored with probability 1/2 (so a digit's chirality does not tell its
+side), and a right digit d is labelled d + 1 + NUM_DIGITS: the same shape is "d-left" or
+"d-right", so a pixel's class needs the absolute position of its digit.
+
 `SegmentationData` is the form the attack reads any segmentation dataset in: these canvases
 (`digit_data`) or Cityscapes (`gpj.data.cityscapes`).
 """
@@ -21,7 +26,9 @@ import numpy as np
 from gpj.data import canvas
 from gpj.data.sources import ImageDataset
 
-NUM_CLASSES = 11  # background and the ten digits
+NUM_DIGITS = 10
+NUM_CLASSES = NUM_DIGITS + 1  # background and the ten digits
+SIDE_CLASSES = 2 * NUM_DIGITS + 1  # background, the digits on the left, the digits on the right
 IGNORE_LABEL = 255  # mask value that segmentation metrics do not count
 _CHUNK = 512  # canvases composed at a time, to bound the memory of the per-digit layers
 
@@ -70,6 +77,11 @@ class SegmentationData:
     test_labels: np.ndarray | Uint8Rows
     num_classes: int
     ignore_label: int = IGNORE_LABEL
+    # > 0: classes 1..side_classes are shapes on the left, and class c + side_classes the shape
+    # of class c on the right (the position-needed task).
+    side_classes: int = 0
+    # Extra image sets that rank channels without touching the test split, by name.
+    calibration: dict = dataclasses.field(default_factory=dict)
 
 
 def digit_canvases(
@@ -83,13 +95,21 @@ def digit_canvases(
     left_fraction: float,
     threshold: float = 0.5,
     label_radius: int = 0,
+    canvas_width: int = 0,
+    dead_zone: int | None = None,
+    mirror_digits: bool = False,
+    side_labels: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """Scatters random digits over zero canvases and labels every pixel; deterministic in `key`.
 
     Each digit is drawn uniformly with replacement. Its top-left row is uniform in
     [0, canvas_size − h]; it goes left with probability `left_fraction`, and its top-left column
     is then uniform over the columns c whose digit centre c + w/2 lies in that half
-    (< canvas_size/2 for left, ≥ for right). Digits are combined by the pixel-wise maximum of
+    (< W/2 for left, ≥ for right; W = canvas_width). With a `dead_zone` the columns are instead
+    those that put the whole digit in its half, at least dead_zone / 2 from the midline:
+    c + w ≤ (W − dead_zone) // 2 on the left, c ≥ ⌈(W + dead_zone) / 2⌉ on the right. With
+    `mirror_digits` each digit is flipped left-right with probability 1/2; with `side_labels` a
+    right digit's label is its class + 1 + NUM_DIGITS. Digits are combined by the pixel-wise maximum of
     their ink. For the labels only, each digit's ink (mean over channels) is first dilated by a
     max filter of side 2 * label_radius + 1, so that a digit labels its strokes and their
     surroundings (a blob, as objects are at the scale of a segmentation network's output stride).
@@ -106,14 +126,20 @@ def digit_canvases(
       left_fraction: probability that a digit lies in the left half, in [0, 1].
       threshold: ink above which a pixel belongs to its digit.
       label_radius: dilation of each digit's ink for its label mask, in pixels; static.
+      canvas_width: W, canvas width (0: S, square); static.
+      dead_zone: None (the centre rule), or the width of the midline band no digit enters; static.
+      mirror_digits: flip each digit left-right with probability 1/2; static.
+      side_labels: label right digits apart from left ones (+ NUM_DIGITS); static.
 
     Returns:
-      (N, S, S, C) float32 canvases in [0, 1] and (N, S, S) int32 masks in [0, max label + 1].
+      (N, S, W, C) float32 canvases in [0, 1] and (N, S, W) int32 masks in [0, max label + 1]
+      (+ NUM_DIGITS with side_labels).
 
     Raises:
       ValueError: if an argument is out of range or the canvas has no column for a digit's side.
     """
     _, h, w, _ = images.shape
+    width = canvas_width or canvas_size
     if num_canvases < 1:
         raise ValueError(f"num_canvases must be at least 1, got {num_canvases}")
     if canvas_size < max(h, w):
@@ -126,10 +152,17 @@ def digit_canvases(
         raise ValueError(f"left_fraction must lie in [0, 1], got {left_fraction}")
     if label_radius < 0:
         raise ValueError(f"label_radius must be at least 0, got {label_radius}")
-    if left_fraction > 0 and canvas_size == w:
+    if width < w:
+        raise ValueError(f"canvas_width must be at least the digit width {w}, got {width}")
+    if dead_zone is None and left_fraction > 0 and width == w:
         raise ValueError(
             f"canvas_size must exceed the digit width {w} when left_fraction > 0 (no column puts "
             f"a digit's centre in the left half), got {canvas_size}"
+        )
+    if dead_zone is not None and (dead_zone < 0 or (width - dead_zone) // 2 < w):
+        raise ValueError(
+            f"dead_zone={dead_zone} leaves no room for a {w}-pixel-wide digit in each half of a "
+            f"{width}-pixel-wide canvas; use 0 <= dead_zone <= {width - 2 * w}"
         )
     return _digit_canvases(
         key,
@@ -141,11 +174,25 @@ def digit_canvases(
         canvas_size=canvas_size,
         digits_per_canvas=digits_per_canvas,
         label_radius=label_radius,
+        width=width,
+        dead_zone=dead_zone,
+        mirror_digits=mirror_digits,
+        side_labels=side_labels,
     )
 
 
 @functools.partial(
-    jax.jit, static_argnames=("num_canvases", "canvas_size", "digits_per_canvas", "label_radius")
+    jax.jit,
+    static_argnames=(
+        "num_canvases",
+        "canvas_size",
+        "digits_per_canvas",
+        "label_radius",
+        "width",
+        "dead_zone",
+        "mirror_digits",
+        "side_labels",
+    ),
 )
 def _digit_canvases(
     key,
@@ -158,6 +205,10 @@ def _digit_canvases(
     canvas_size,
     digits_per_canvas,
     label_radius,
+    width,
+    dead_zone,
+    mirror_digits,
+    side_labels,
 ):
     """`digit_canvases` after the argument checks; see there."""
     _, h, w, _ = images.shape
@@ -166,25 +217,31 @@ def _digit_canvases(
     index = jax.random.randint(key_index, shape, 0, images.shape[0])
     rows = jax.random.randint(key_row, shape, 0, canvas_size - h + 1)
     left = jax.random.bernoulli(key_side, left_fraction, shape)
-    # Column c puts the centre c + w/2 left of S/2 iff 2c + w < S, i.e. iff c < (S − w + 1) // 2.
-    split = (canvas_size - w + 1) // 2
-    low = jnp.where(left, 0, split)
-    high = jnp.where(left, split, canvas_size - w + 1)
+    if dead_zone is None:
+        # Column c puts the centre c + w/2 left of W/2 iff 2c + w < W, i.e. c < (W − w + 1) // 2.
+        left_end = right_start = (width - w + 1) // 2
+    else:
+        left_end, right_start = (width - dead_zone) // 2 - w + 1, (width + dead_zone + 1) // 2
+    low = jnp.where(left, 0, right_start)
+    high = jnp.where(left, left_end, width - w + 1)
     cols = jax.random.randint(key_col, shape, low, high)
     corners = jnp.stack([rows, cols], axis=-1)
+    mirrored = jax.random.bernoulli(jax.random.fold_in(key, 4), 0.5 * mirror_digits, shape)
+    classes = labels[index] + jnp.where(left | (not side_labels), 0, NUM_DIGITS)
 
     def compose(drawn):
-        index, corners = drawn  # (D,), (D, 2) of one canvas
-        layers = canvas.paste_at(images[index], corners, (canvas_size, canvas_size))
+        index, corners, mirrored, classes = drawn  # (D,), (D, 2), (D,), (D,) of one canvas
+        digits = jnp.where(mirrored[:, None, None, None], images[index][:, :, ::-1], images[index])
+        layers = canvas.paste_at(digits, corners, (canvas_size, width))
         side = 2 * label_radius + 1
         ink = jax.lax.reduce_window(
             layers.mean(axis=-1), -jnp.inf, jax.lax.max, (1, side, side), (1, 1, 1), "SAME"
         )
         winner = jnp.argmax(ink, axis=0)  # the first of equal maxima
-        mask = jnp.where(ink.max(axis=0) > threshold, labels[index][winner] + 1, 0)
+        mask = jnp.where(ink.max(axis=0) > threshold, classes[winner] + 1, 0)
         return layers.max(axis=0), mask.astype(jnp.int32)
 
-    return jax.lax.map(compose, (index, corners), batch_size=_CHUNK)
+    return jax.lax.map(compose, (index, corners, mirrored, classes), batch_size=_CHUNK)
 
 
 def make_splits(
@@ -198,8 +255,11 @@ def make_splits(
     left_fraction: float,
     threshold: float = 0.5,
     label_radius: int = 0,
+    calibration: dict | None = None,
+    **layout,
 ) -> dict[str, np.ndarray]:
-    """Train and test segmentation canvases, each from its own split's digits only.
+    """Train and test segmentation canvases, each from its own split's digits only, and
+    calibration canvases from the train digits.
 
     The dataset's images are un-normalised to ink in [0, 1] for `digit_canvases`, and the
     canvases normalised again with the dataset's mean and std, so the background is the
@@ -207,58 +267,87 @@ def make_splits(
 
     Args:
       dataset: a normalised `ImageDataset` with 10 classes, e.g. the embedded digits.
-      seed: seed of the draw; the train split uses fold_in(key, 0), the test split fold_in(key, 1).
+      seed: seed of the draw; the train split uses fold_in(key, 0), the test split fold_in(key, 1)
+        and the i-th calibration set fold_in(key, 2 + i).
       num_train: canvases in the train split.
       num_test: canvases in the test split.
-      canvas_size: S, canvas height and width.
+      canvas_size: S, canvas height (and width unless `canvas_width` is given).
       digits_per_canvas: digits on each canvas.
       left_fraction: probability that a digit lies in the left half, in [0, 1].
       threshold: ink above which a pixel belongs to its digit.
       label_radius: dilation of each digit's ink for its label mask, in pixels.
+      calibration: {name: (canvases, left_fraction)}: sets drawn from the train digits, with
+        their own layout, that rank channels apart from the test split.
+      **layout: `digit_canvases`' canvas_width, dead_zone, mirror_digits, side_labels.
 
     Returns:
-      {"train_images", "test_images"}: (N, S, S, C) float32 normalised canvases, and
-      {"train_masks", "test_masks"}: (N, S, S) int32 labels in [0, NUM_CLASSES).
+      {"<split>_images"}: (N, S, W, C) float32 normalised canvases, and {"<split>_masks"}:
+      (N, S, W) int32 labels, for train, test and every calibration set.
 
     Raises:
       ValueError: if an argument is out of range.
     """
-    if dataset.num_classes != NUM_CLASSES - 1:
+    if dataset.num_classes != NUM_DIGITS:
         raise ValueError(
-            f"dataset must have {NUM_CLASSES - 1} classes, got {dataset.num_classes} "
-            f"({dataset.name})"
+            f"dataset must have {NUM_DIGITS} classes, got {dataset.num_classes} ({dataset.name})"
         )
-    for name, count in (("num_train", num_train), ("num_test", num_test)):
+    draws = [
+        ("train", "train", num_train, left_fraction),
+        ("test", "test", num_test, left_fraction),
+    ]
+    draws += [(name, "train", *count_left) for name, count_left in (calibration or {}).items()]
+    for name, _, count, _ in draws:
         if count < 1:
-            raise ValueError(f"{name} must be at least 1, got {count}")
+            raise ValueError(f"num_{name} must be at least 1, got {count}")
     key = jax.random.PRNGKey(seed)
     splits = {}
-    for i, (split, count) in enumerate((("train", num_train), ("test", num_test))):
-        ink = np.clip(getattr(dataset, f"{split}_images") * dataset.std + dataset.mean, 0, 1)
+    for i, (name, digits, count, side_fraction) in enumerate(draws):
+        ink = np.clip(getattr(dataset, f"{digits}_images") * dataset.std + dataset.mean, 0, 1)
         canvases, masks = digit_canvases(
             jax.random.fold_in(key, i),
             ink,
-            getattr(dataset, f"{split}_labels"),
+            getattr(dataset, f"{digits}_labels"),
             num_canvases=count,
             canvas_size=canvas_size,
             digits_per_canvas=digits_per_canvas,
-            left_fraction=left_fraction,
+            left_fraction=side_fraction,
             threshold=threshold,
             label_radius=label_radius,
+            **layout,
         )
-        splits[f"{split}_images"] = (np.asarray(canvases) - dataset.mean) / dataset.std
-        splits[f"{split}_masks"] = np.asarray(masks)
+        splits[f"{name}_images"] = (np.asarray(canvases) - dataset.mean) / dataset.std
+        splits[f"{name}_masks"] = np.asarray(masks)
     return splits
 
 
 def digit_data(dataset: ImageDataset, **kwargs) -> SegmentationData:
     """The canvases of `make_splits(dataset, **kwargs)` as `SegmentationData`."""
     splits = make_splits(dataset, **kwargs)
+    side_labels = kwargs.get("side_labels", False)
     return SegmentationData(
         name=f"{dataset.name} canvases",
         train_images=splits["train_images"],
         train_labels=splits["train_masks"],
         test_images=splits["test_images"],
         test_labels=splits["test_masks"],
-        num_classes=NUM_CLASSES,
+        num_classes=SIDE_CLASSES if side_labels else NUM_CLASSES,
+        side_classes=NUM_DIGITS if side_labels else 0,
+        calibration={name: splits[f"{name}_images"] for name in kwargs.get("calibration") or {}},
+    )
+
+
+def shape_only(data: SegmentationData) -> SegmentationData:
+    """The same canvases with the side taken out of the labels: a digit's class wherever it lies
+    (the control of the position-needed task)."""
+    k = data.side_classes
+
+    def merged(labels):
+        return np.where((labels > k) & (labels <= 2 * k), labels - k, labels)
+
+    return dataclasses.replace(
+        data,
+        train_labels=merged(data.train_labels),
+        test_labels=merged(data.test_labels),
+        num_classes=k + 1,
+        side_classes=0,
     )

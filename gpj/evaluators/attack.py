@@ -1,10 +1,14 @@
 """Channel attacks: the task's metric with the top-N position channels of the backbone output
 ablated, beside N random channels (`attack.*` settings).
 
-Channels are ranked by the scores of the latent (the backbone output, globally pooled) on the
-test images, like the official code (the scores use no labels): by `flip_abs` (overall) and, for
-segmentation, by `flip_signed` (descending: "left", ascending: "right"). Segmentation runs also
-record one test image's predictions, clean and under each attack, for the example figure.
+Channels are ranked by the scores of the latent (the backbone output, globally pooled), which use
+no labels: by `flip_abs` (overall) and, for segmentation, by `flip_signed` (descending: "left",
+ascending: "right"). `attack.rank_on="calibration"` (default) scores images apart from the test
+split: the dataset's "calibration" set where it has one (digit canvases), else the first
+num_test train images; "test" scores the test images, like the official code. Where the data has
+a left/right-symmetric "symmetric" set, it also ranks "sym_left"/"sym_right" on it (control C: a
+signed score with no side to find). Segmentation runs also record one test image's predictions,
+clean and under each attack, for the example figure.
 """
 
 import jax
@@ -49,8 +53,18 @@ class Attack:
                 lambda v, x, a: jnp.argmax(kind.model.apply(v, x, False, a)[0], -1)
             )
 
+    def ranking_images(self, data):
+        """(name, images) the channels are ranked on, per `attack.rank_on`."""
+        if self.settings.get("rank_on", "test") == "test":
+            return "test", data.test_images
+        calibration = getattr(data, "calibration", {})
+        if "calibration" in calibration:
+            return "calibration", calibration["calibration"]
+        return "train", data.train_images[: len(data.test_labels)]
+
     def run(self, state, data, *, seed) -> dict:
-        sc = self.scores.scores(state, data.test_images)
+        ranked_on, images = self.ranking_images(data)
+        sc = self.scores.scores(state, images)
         fill = sc["mean"] if self.settings.fill == "mean" else None
 
         def ablation(channels):
@@ -59,6 +73,10 @@ class Attack:
         rankings = {"overall": sc["rank_flip_abs"]}
         if self.regional:
             rankings.update(left=sc["rank_flip_signed"], right=sc["rank_flip_signed"][::-1])
+            symmetric = getattr(data, "calibration", {}).get("symmetric")
+            if ranked_on == "calibration" and symmetric is not None:
+                signed = self.scores.scores(state, symmetric)["rank_flip_signed"]
+                rankings.update(sym_left=signed, sym_right=signed[::-1])
         sizes = tuple(self.settings.num_channels)
         curves = attack.attack_curves(
             lambda channels: self.metric.measure(state, data, ablation(channels)),
@@ -70,6 +88,7 @@ class Attack:
             desc=f"attack {self.kind.name} seed {seed}",
         )
         result = {
+            "ranked_on": ranked_on,
             "num_channels": self.num_channels,
             "sizes": list(sizes),
             "curves": curves,

@@ -43,14 +43,21 @@ class RegionMIoU:
         )
 
     def measure(self, state, data, ablation) -> dict:
-        """{"miou_<region>"} with `ablation` applied."""
+        """{"miou_<region>"} with `ablation` applied, and on data with side classes the
+        `side_confusion` (`seg_metrics.side_confusion`)."""
         test = {"image": data.test_images, "label": data.test_labels}
         batches = this_process_batches(test, self.kind.config.eval.batch_size)
         sums = engine.evaluate(
             state, self.step, batches, self.mesh, jax.random.PRNGKey(0), ablation
         )
-        regions = seg_metrics.region_scores(np.asarray(sums["confusion"], np.int64))
-        return {f"miou_{r}": regions[r]["miou"] for r in seg_metrics.REGIONS}
+        confusion = np.asarray(sums["confusion"], np.int64)
+        regions = seg_metrics.region_scores(confusion)
+        metrics = {f"miou_{r}": regions[r]["miou"] for r in seg_metrics.REGIONS}
+        side_classes = getattr(self.kind.data, "side_classes", 0)
+        if side_classes:
+            all_columns = confusion[seg_metrics.REGIONS.index("all")]
+            metrics["side_confusion"] = seg_metrics.side_confusion(all_columns, side_classes)
+        return metrics
 
     def run(self, state, data, *, seed) -> dict:
         del seed

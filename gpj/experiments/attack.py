@@ -18,6 +18,7 @@ from gpj.validation import check_choice, check_positive, check_range
 
 FILLS = ("zero", "mean")
 SEGMENTATION_DATASETS = ("digits", "cityscapes")
+RANK_ON = ("calibration", "test")
 
 
 def validate(config) -> None:
@@ -35,7 +36,19 @@ def validate(config) -> None:
     check_range(config, "segmentation.left_fraction", 0.0, 1.0)
     check_range(config, "model.dropout_rate", 0.0, 0.99)
     check_choice(config, "attack.fill", FILLS)
+    check_choice(config, "attack.rank_on", RANK_ON)
     check_choice(config, "segmentation.dataset", SEGMENTATION_DATASETS)
+    for path in ("segmentation.num_calibration", "segmentation.canvas_width"):
+        check_positive(config, path)
+    check_range(config, "segmentation.dead_zone", 0, config.segmentation.canvas_width)
+    check_range(config, "segmentation.calibration_left_fraction", 0.0, 1.0)
+    designs = tuple(config.segmentation.designs)
+    if config.segmentation.dataset == "digits" and (
+        not designs or any(d not in kinds.DESIGNS for d in designs)
+    ):
+        raise ConfigError(
+            f"segmentation.designs={designs!r} must name one or more of {kinds.DESIGNS}"
+        )
     size = tuple(config.segmentation.image_size)
     if len(size) != 2 or not all(
         isinstance(n, int) and 0 < n <= full for n, full in zip(size, cityscapes.FULL_SIZE)
@@ -76,7 +89,7 @@ def declare(config) -> list:
     """The run kinds: the segmentation model (unless disabled) and the GAPNets of
     `classifier.tasks`."""
     validate(config)
-    declared = [kinds.segmentation(config)] if config.segmentation.enabled else []
+    declared = kinds.segmentation(config) if config.segmentation.enabled else []
     return declared + _classifier_kinds(config)
 
 
@@ -91,7 +104,6 @@ def run(config, workdir: str) -> dict:
         extra["segmentation_data"] = driver.dataset_summary(
             data, image_shape=list(data.train_images.shape[1:]), ignore_label=data.ignore_label
         )
-    segmentation_runs = [r for r in runs if r["model"] == "segmentation"]
     results = driver.results(
         config,
         "attack",
@@ -100,7 +112,7 @@ def run(config, workdir: str) -> dict:
         started=started,
         dataset=driver.dataset_summary(declared[-1].data),
         **extra,
-        region_effects=attack.region_effects(segmentation_runs) if segmentation_runs else [],
+        effects=attack.effects(runs),
     )
     if jax.process_index() == 0:
         report.write(results, workdir)

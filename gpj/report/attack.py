@@ -3,105 +3,131 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gpj.report.common import document, markdown_table, pct, save_figure, seeds_note
+from gpj.report.common import document, interval_note, markdown_table, pct_ci, save_figure
 from gpj.report.scores import histogram_figure, score_table, tuning_maps_figure
 
 REGIONS = ("all", "left", "right", "center")
 MODEL_NAMES = {
     "segmentation": "DeepLabv3 segmentation",
+    "segmentation-position_needed": "DeepLabv3, position-needed labels",
+    "segmentation-shape_only": "DeepLabv3, shape-only labels (control B)",
     "gapnet-location": "GAPNet location",
     "gapnet-object": "GAPNet object",
 }
+CLASSIFIERS = ("gapnet-location", "gapnet-object")
+_MAX_CLASS = 20  # the example figure's colour scale: digit canvases with sides, Cityscapes' 19
+
+PREDICTIONS = """**What the paper's hypothesis predicts** (written before the runs; the decision rules are \
+those of the tables below):
+
+- *Claim 4, segmentation relies on the position channels*: on the position-needed labels, \
+ablating the top-N overall channels lowers the whole-image mIoU more than N random channels \
+(interval of top − random below 0) and raises the k-left ↔ k-right confusion more than random \
+channels do. On the shape-only labels (control B: the same images, no label needs the side) the \
+top − random gap should be smaller, and may vanish.
+- *Claim 5, a region-specific attack degrades one region*: with channels ranked on the \
+calibration split (every digit on the left, so a channel's signed flip score tells its side), \
+the 'left' attack's asymmetry (Δ mIoU left − Δ mIoU right) lies below random's and the 'right' \
+attack's above (side-specific). Ranked on the symmetric calibration split (control C: digits \
+equally on both sides, so the signed score has no side to find), neither should."""
+
+
+def segmentation_models(results) -> list:
+    return [m for m in MODEL_NAMES if m.startswith("segmentation") and _rows(results, m, "clean")]
 
 
 def _rows(results, model, curve) -> dict:
     return {s["n"]: s for s in results["summary"] if s["model"] == model and s["curve"] == curve}
 
 
-def _fmt(entry, metric) -> str:
-    return pct(entry[metric]["mean"], entry[metric]["std"] if entry["seeds"] > 1 else None)
+def _points(described, signed=True) -> str:
+    """A `stats.describe` of a difference of fractions, in points with its interval."""
+    sign = "+" if signed else ""
+    text = f"{100 * described['mean']:{sign}.1f}"
+    if described.get("ci95"):
+        low, high = described["ci95"]
+        text += f" [{100 * low:{sign}.1f}, {100 * high:{sign}.1f}]"
+    return text
 
 
 def _random(entry, metric) -> str:
-    """Random-N: mean over draws (and seeds) ± std over the random draws."""
-    return pct(entry[metric]["mean"], entry[metric]["draw_std"])
+    """Random-N: mean of the per-seed draw means [interval over seeds] (mean std of the draws)."""
+    return f"{pct_ci(entry[metric])} (draws ± {100 * entry[metric]['draw_std']:.1f})"
 
 
-def segmentation_table(results) -> str:
-    clean = _rows(results, "segmentation", "clean")[0]
-    ranked, random = (
-        _rows(results, "segmentation", "overall"),
-        _rows(results, "segmentation", "random"),
-    )
-    header = ["N ablated"] + [f"{r} {kind}" for r in REGIONS for kind in ("top-N", "random-N")]
-    rows = [["0 (clean)"] + [_fmt(clean, f"miou_{r}") for r in REGIONS for _ in (0, 1)]]
+def segmentation_table(results, model) -> str:
+    clean = _rows(results, model, "clean")[0]
+    ranked, random = _rows(results, model, "overall"), _rows(results, model, "random")
+    effects = {e["n"]: e for e in results.get("effects", []) if e["model"] == model}
+    sided = "side_confusion" in clean
+    header = ["N ablated", "mIoU top-N", "mIoU random-N", "top − random (points)"]
+    header += ["k-left ↔ k-right confusion: top-N", "random-N"] if sided else []
+    rows = [["0 (clean)", pct_ci(clean["miou_all"]), "", ""]]
+    rows[0] += [pct_ci(clean["side_confusion"]), ""] if sided else []
     for n in ranked:
-        rows.append(
-            [n]
-            + [
-                cell
-                for r in REGIONS
-                for cell in (_fmt(ranked[n], f"miou_{r}"), _random(random[n], f"miou_{r}"))
-            ]
-        )
+        row = [
+            n,
+            pct_ci(ranked[n]["miou_all"]),
+            _random(random[n], "miou_all"),
+            _points(effects[n]["overall_vs_random"]),
+        ]
+        if sided:
+            row += [pct_ci(ranked[n]["side_confusion"]), pct_ci(random[n]["side_confusion"])]
+        rows.append(row)
     return (
-        "**Segmentation**: mIoU (%) of the whole image and of its left / right / center columns "
-        "with the top-N channels of the backbone output (by flip_abs) ablated, beside N random "
-        "channels (mean ± std over the random draws).\n\n" + markdown_table(header, rows)
+        f"**{MODEL_NAMES[model]}**: whole-image mIoU (%)"
+        + (
+            " and the share of digit pixels given the same digit on the other side (%)"
+            if sided
+            else ""
+        )
+        + " with the top-N channels (by flip_abs) or N random channels ablated.\n\n"
+        + markdown_table(header, rows)
     )
 
 
 def region_table(results) -> str:
-    effects = results["region_effects"]
-    header = [
-        "N",
-        "left channels: Δ left",
-        "left channels: Δ right",
-        "right channels: Δ left",
-        "right channels: Δ right",
-        "random-N: Δ left − Δ right",
-        "side-specific?",
-    ]
-    keys = ("left_attack_left", "left_attack_right", "right_attack_left", "right_attack_right")
-    rows = [
-        [e["n"]]
-        + [f"{100 * e[k]:+.1f}" for k in keys]
-        + [f"{100 * e['random_asymmetry']:+.1f} ± {100 * e['random_asymmetry_std']:.1f}"]
-        + ["yes" if e["appeared"] else "no"]
-        for e in effects
-    ]
-    appeared = [e["n"] for e in effects if e["appeared"]]
-    verdict = (
-        f"The region-specific effect appeared at N = {', '.join(map(str, appeared))}."
-        if appeared
-        else "The region-specific effect did not appear at any N."
-    )
+    header = ["model", "ranked on", "N", "'left' attack: asymmetry − random", "'right' attack"]
+    header.append("side-specific?")
+    rows = []
+    for e in results.get("effects", []):
+        for prefix, where in (("", "calibration"), ("sym_", "symmetric calibration (control C)")):
+            if f"{prefix}left_excess" not in e:
+                continue
+            decided = e[f"{prefix}side_specific"]
+            rows.append(
+                [
+                    MODEL_NAMES[e["model"]],
+                    where,
+                    e["n"],
+                    _points(e[f"{prefix}left_excess"]),
+                    _points(e[f"{prefix}right_excess"]),
+                    "one seed: undecided" if decided is None else ("yes" if decided else "no"),
+                ]
+            )
     return (
-        "**Region-specific attack**: change in mIoU (points) of the left and right halves when "
-        "the top-N 'left' channels (largest flip_signed) or 'right' channels (smallest) are "
-        "ablated. An N counts as side-specific when each attack lowers its own side's mIoU and "
-        "its left − right asymmetry lies more than two standard deviations beyond that of N "
-        "random channels (mean ± std over the random draws).\n\n"
-        + markdown_table(header, rows)
-        + "\n\n"
-        + verdict
+        "**Region-specific attack**: the asymmetry Δ mIoU(left half) − Δ mIoU(right half), in "
+        "points, when the top-N 'left' channels (largest flip_signed) or 'right' channels "
+        "(smallest) are ablated, minus the asymmetry of N random channels, per seed. An N is "
+        "side-specific when the 'left' interval lies wholly below 0 and the 'right' wholly "
+        "above.\n\n" + markdown_table(header, rows)
     )
 
 
 def classifier_table(results) -> str:
-    models = [m for m in ("gapnet-location", "gapnet-object") if _rows(results, m, "clean")]
+    models = [m for m in CLASSIFIERS if _rows(results, m, "clean")]
     header = ["N ablated"] + [
         f"{MODEL_NAMES[m]} {kind}" for m in models for kind in ("top-N", "random-N")
     ]
     clean = {m: _rows(results, m, "clean")[0] for m in models}
-    rows = [["0 (clean)"] + [_fmt(clean[m], "accuracy") for m in models for _ in (0, 1)]]
+    rows = [["0 (clean)"] + [pct_ci(clean[m]["accuracy"]) for m in models for _ in (0, 1)]]
     sizes = sorted({n for m in models for n in _rows(results, m, "overall")})
     for n in sizes:
         row = [n]
         for m in models:
             ranked, random = _rows(results, m, "overall"), _rows(results, m, "random")
             row += (
-                [_fmt(ranked[n], "accuracy"), _random(random[n], "accuracy")]
+                [pct_ci(ranked[n]["accuracy"]), _random(random[n], "accuracy")]
                 if n in ranked
                 else ["—", "—"]
             )
@@ -114,14 +140,17 @@ def classifier_table(results) -> str:
 
 
 def table(results: dict) -> str:
-    models = {r["model"] for r in results["runs"]}
-    parts = []
-    if "segmentation" in models:
-        parts += [segmentation_table(results), region_table(results)]
-    if models - {"segmentation"}:
+    segmentation = segmentation_models(results)
+    parts = [segmentation_table(results, m) for m in segmentation]
+    if segmentation:
+        parts.append(region_table(results))
+    if any(_rows(results, m, "clean") for m in CLASSIFIERS):
         parts.append(classifier_table(results))
     n = max(s["seeds"] for s in results["summary"])
-    return "\n\n".join(parts) + f"\n\nTop-N and clean rows: {seeds_note(n)}."
+    return "\n\n".join(parts) + (
+        f"\n\nEvery value: {interval_note(n)} (one trained model per seed; random-N rows "
+        "average each seed's random sets first)."
+    )
 
 
 def markdown(results: dict, figures) -> str:
@@ -137,15 +166,24 @@ def markdown(results: dict, figures) -> str:
     else:
         data = (
             f"{s['num_train']} train / {s['num_test']} test canvases of "
-            f"{s['canvas_size']}×{s['canvas_size']} px, {s['digits_per_canvas']} digits each, "
-            f"{100 * s['left_fraction']:.0f}% of them centred in the left half."
+            f"{s['canvas_size']}×{s['canvas_width']} px, {s['digits_per_canvas']} digits each, "
+            f"each wholly in one half outside a {s['dead_zone']}-px midline band, "
+            f"{100 * s['left_fraction']:.0f}% on the left"
+            + (", mirrored at random" if s["mirror_digits"] else "")
+            + ("; training mirrors canvases (relabelled)" if s["hflip"] else "")
+            + f". Calibration splits ({s['num_calibration']} canvases each, train digits): "
+            f"{100 * s['calibration_left_fraction']:.0f}% and 50% of digits on the left."
         )
+    ranked_on = {
+        "calibration": "on the calibration split (no labels are used)",
+        "test": "on the test images (no labels are used), as in the official code",
+    }[a.get("rank_on", "test")]
     settings = (
         f"Segmentation data: {data} Model: DeepLabv3 "
         f"(`{m['name']}` width {m['width']}, output stride {m['output_stride']}, ASPP rates "
         f"{tuple(m['aspp_rates'])}). Channels are ablated ({a['fill']} fill) at the backbone "
-        f"output; {a['num_random']} random channel sets per N. Scores are computed on the test "
-        "images (no labels are used), as in the official code."
+        f"output; {a['num_random']} random channel sets per N. Channels are ranked "
+        f"{ranked_on}."
         if s["enabled"]
         else ""
     )
@@ -169,7 +207,10 @@ def markdown(results: dict, figures) -> str:
     return document(
         "Position-channel attack",
         settings,
-        table(results) + "\n\n## Channel scores\n\n" + scores,
+        (PREDICTIONS + "\n\n" if segmentation_models(results) else "")
+        + table(results)
+        + "\n\n## Channel scores\n\n"
+        + scores,
         markdown_table(header, runs),
         figures,
         results,
@@ -203,18 +244,20 @@ def figures(results, workdir) -> list:
 
 def _curves_figure(results, workdir) -> str:
     """Metric vs N: ranked channels (per ranking) and random channels (mean ± std band)."""
-    panels = []
-    if _rows(results, "segmentation", "clean"):
-        panels += [("segmentation", f"miou_{r}", f"mIoU {r}") for r in REGIONS]
+    panels = [
+        (m, f"miou_{r}", f"{MODEL_NAMES[m]}:\nmIoU {r}")
+        for m in segmentation_models(results)
+        for r in ("all", "left", "right")
+    ]
     panels += [
         (m, "accuracy", f"{MODEL_NAMES[m]} accuracy")
-        for m in ("gapnet-location", "gapnet-object")
+        for m in CLASSIFIERS
         if _rows(results, m, "clean")
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4), squeeze=False)
     for ax, (model, metric, title) in zip(axes[0], panels, strict=True):
         clean = _rows(results, model, "clean")[0][metric]["mean"]
-        for curve in ("overall", "left", "right"):
+        for curve in ("overall", "left", "right", "sym_left", "sym_right"):
             rows = _rows(results, model, curve)
             if rows:
                 ax.plot(list(rows), [r[metric]["mean"] for r in rows.values()], "o-", label=curve)
@@ -225,7 +268,8 @@ def _curves_figure(results, workdir) -> str:
         ax.plot(n, mean, "k--", label="random")
         ax.fill_between(n, mean - std, mean + std, color="k", alpha=0.15)
         ax.axhline(clean, color="gray", lw=0.8, label="clean")
-        ax.set(xscale="log", xlabel="channels ablated N", title=title, ylim=(0, 1))
+        ax.set(xscale="log", xlabel="channels ablated N", ylim=(0, 1))
+        ax.set_title(title, fontsize=8)
     axes[0][0].legend(fontsize=7)
     return save_figure(fig, workdir, "attack_curves.png")
 
@@ -239,10 +283,10 @@ def _example_figure(example, workdir) -> str:
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.5))
     for ax, (title, image, cmap) in zip(axes, panels, strict=True):
-        kwargs = {} if cmap == "gray" else {"vmin": 0, "vmax": 19}
+        kwargs = {} if cmap == "gray" else {"vmin": 0, "vmax": _MAX_CLASS}
         image = np.asarray(image)
         if cmap != "gray":  # ignored pixels (255) are left blank
-            image = np.ma.masked_greater(image, 19)
+            image = np.ma.masked_greater(image, _MAX_CLASS)
         ax.imshow(image, cmap=cmap, interpolation="nearest", **kwargs)
         ax.set_title(title, fontsize=8)
         ax.set_xticks([])

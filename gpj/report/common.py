@@ -91,10 +91,6 @@ def environment_line(results) -> str:
     )
 
 
-def seeds_note(n: int) -> str:
-    return f"mean ± std over {n} seed(s) (sample std; 0 for one seed)"
-
-
 def interval_note(n: int) -> str:
     if n == 1:
         return "one seed: no interval"
