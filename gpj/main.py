@@ -96,7 +96,7 @@ def main(argv):
 
     from gpj import report
     from gpj.engine import compilation_cache, cpu_devices, distributed
-    from gpj.experiments import EXPERIMENTS
+    from gpj.experiments import EXPERIMENTS, batch_sizes
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(
@@ -127,8 +127,7 @@ def main(argv):
         # Before any JAX computation: the CPU backend's device count is fixed at its start.
         single_process = _DISTRIBUTED.value == "none" and _COORDINATOR.value is None
         if single_process:
-            batch_sizes = (config.train.batch_size, config.eval.batch_size)
-            cpu_devices.split_cpu(tuple(b for b in batch_sizes if b), _CPU_DEVICES.value)
+            cpu_devices.split_cpu(batch_sizes(config), _CPU_DEVICES.value)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         workdir = prepare_workdir(_WORKDIR.value or os.path.join("runs", f"{experiment}-{stamp}"))
         results = EXPERIMENTS[experiment].run(config, workdir)
@@ -140,7 +139,7 @@ def main(argv):
         print(report.table(results))
         print(
             f"\nresults: {os.path.join(workdir, 'results.json')}\n"
-            f"report:  {os.path.join(workdir, 'report.md')}"
+            f"report:  {report.path(results, workdir)}"
         )
 
 

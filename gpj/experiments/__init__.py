@@ -2,9 +2,16 @@
 config) and `run(config, workdir)` trains, evaluates and reports them through `gpj.driver`."""
 
 from gpj import driver, engine
-from gpj.experiments import attack, invariance, probe
+from gpj.experiments import attack, invariance, paper, probe
 
-EXPERIMENTS = {"probe": probe, "invariance": invariance, "attack": attack}
+EXPERIMENTS = {"probe": probe, "invariance": invariance, "attack": attack, "paper": paper}
+
+
+def batch_sizes(config) -> tuple:
+    """The train and eval batch sizes of every experiment a config runs (a paper config: of all
+    its parts), which the CPU device count must divide."""
+    configs = [p for _, p in paper.parts(config)] if config.experiment == "paper" else [config]
+    return tuple(b for c in configs for b in (c.train.batch_size, c.eval.batch_size) if b)
 
 
 def check(config) -> list:

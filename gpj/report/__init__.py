@@ -2,10 +2,16 @@
 
 import os
 
-from gpj.report import attack, invariance, probe
+from gpj.report import attack, invariance, paper, probe
 from gpj.report.common import write_json
 
-RENDERERS = {"probe": probe, "invariance": invariance, "attack": attack}
+RENDERERS = {"probe": probe, "invariance": invariance, "attack": attack, "paper": paper}
+
+
+def path(results: dict, workdir: str) -> str:
+    """The report's file: `report.md`, or the renderer's own name (the paper's `scorecard.md`)."""
+    name = getattr(RENDERERS[results["experiment"]], "REPORT_NAME", "report.md")
+    return os.path.join(workdir, name)
 
 
 def table(results: dict) -> str:
@@ -18,5 +24,5 @@ def write(results: dict, workdir: str) -> None:
     renderer = RENDERERS[results["experiment"]]
     write_json(results, os.path.join(workdir, "results.json"))
     text = renderer.markdown(results, renderer.figures(results, workdir))
-    with open(os.path.join(workdir, "report.md"), "w") as f:
+    with open(path(results, workdir), "w") as f:
         f.write(text)

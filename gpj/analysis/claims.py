@@ -1,0 +1,143 @@
+"""The paper's five claims, decided from the results of the runs that test them.
+
+Every decision compares a measured difference's 95 % t-interval (seeds as units) with the sign
+the paper's hypothesis predicts, by one rule written before the runs:
+
+- **supported**: the interval lies wholly on the predicted side;
+- **not supported at this scale**: it lies wholly on the other side;
+- **inconclusive**: it contains the boundary (or there is one seed, so no interval).
+
+A claim resting on several differences is supported when all are, not supported when any is not.
+"""
+
+from gpj.analysis import stats
+
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported at this scale", "inconclusive"
+SMALL_DROP = 0.10  # claim 2: "largely not channel-order dependent" = loses < 10 points of accuracy
+
+
+def decide(described: dict, sign: int, boundary: float = 0.0) -> str:
+    """The verdict on a difference predicted to lie above (`sign` = +1) or below (−1) `boundary`."""
+    if not described.get("ci95"):
+        return INCONCLUSIVE
+    low, high = (sign * (v - boundary) for v in described["ci95"])
+    low, high = min(low, high), max(low, high)
+    if low > 0:
+        return SUPPORTED
+    return NOT_SUPPORTED if high < 0 else INCONCLUSIVE
+
+
+def combine(verdicts) -> str:
+    verdicts = list(verdicts)
+    if all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED
+    return NOT_SUPPORTED if NOT_SUPPORTED in verdicts else INCONCLUSIVE
+
+
+def _accuracy(probe: dict, head: str, task: str) -> dict:
+    return next(s["accuracy"] for s in probe["summary"] if (s["head"], s["task"]) == (head, task))
+
+
+def _paired(probe: dict, task: str, a: str, b: str) -> dict:
+    runs = [r for r in probe["runs"] if r["task"] == task]
+    return stats.paired(runs, "head", a, b, "accuracy")
+
+
+def _converged(probe: dict, heads, task: str) -> str:
+    runs = [r for r in probe["runs"] if r["head"] in heads and r["task"] == task]
+    done = sum(r["steps"] < r.get("budget_steps", r["steps"]) for r in runs)
+    return f"{done} of {len(runs)} runs stopped on a training-loss plateau, the rest at the budget"
+
+
+def channel_wise_position(probe: dict) -> dict:
+    """Claim 1: GAPNet (and the fixed permutation) find the cell; PermuteNet cannot."""
+    gap = _paired(probe, "location", "gapnet", "permutenet")
+    fixed = _paired(probe, "location", "fixedperm", "permutenet")
+    return {
+        "measured": "location accuracy: GAPNet − PermuteNet and fixed permutation − PermuteNet",
+        "differences": {"gapnet − permutenet": gap, "fixedperm − permutenet": fixed},
+        "values": {
+            h: _accuracy(probe, h, "location")
+            for h in ("gapnet", "permutenet", "fixedperm", "sum")
+            if any(s["head"] == h and s["task"] == "location" for s in probe["summary"])
+        },
+        "verdict": combine([decide(gap, +1), decide(fixed, +1)]),
+        "convergence": _converged(probe, ("permutenet", "gapnet", "fixedperm"), "location"),
+    }
+
+
+def order_free_semantics(probe: dict) -> dict:
+    """Claim 2: PermuteNet recognises objects nearly as well as with channel order: the fixed
+    permutation's object accuracy minus PermuteNet's is below `SMALL_DROP`."""
+    drop = _paired(probe, "object", "fixedperm", "permutenet")
+    return {
+        "measured": f"object accuracy lost without channel order (fixed permutation − PermuteNet), "
+        f"against {100 * SMALL_DROP:.0f} points",
+        "differences": {"fixedperm − permutenet": drop},
+        "values": {
+            h: _accuracy(probe, h, "object")
+            for h in ("gapnet", "permutenet", "fixedperm", "sum")
+            if any(s["head"] == h and s["task"] == "object" for s in probe["summary"])
+        },
+        "verdict": decide(drop, -1, SMALL_DROP),
+        "convergence": _converged(probe, ("permutenet", "fixedperm"), "object"),
+    }
+
+
+def augshift_invariance(invariance: dict) -> dict:
+    """Claim 3: AugShift raises shift consistency over its two-view control (λ = 0)."""
+    comparisons = {tuple(c["variant"]): c for c in invariance["comparisons"]}
+    fair = comparisons["augshift", "two_view"]
+    return {
+        "measured": "shift consistency: AugShift − two_view (λ = 0), paired by seed",
+        "differences": {
+            "augshift − two_view": fair,
+            "augshift − baseline": comparisons["augshift", "baseline"],
+            "two_view − baseline": comparisons["two_view", "baseline"],
+        },
+        "verdict": decide(fair, +1),
+    }
+
+
+def _effect(attack: dict, model: str) -> dict:
+    rows = [e for e in attack["effects"] if e["model"] == model]
+    return rows[len(rows) // 2] if rows else None  # the middle N of attack.num_channels
+
+
+def position_channels_needed(attack: dict) -> dict:
+    """Claim 4: ablating the top-N position channels hurts the position-needed segmentation more
+    than N random channels (middle N)."""
+    needed = _effect(attack, "segmentation-position_needed")
+    control = _effect(attack, "segmentation-shape_only")
+    differences = {"position-needed: top − random mIoU": needed["overall_vs_random"]}
+    if "side_confusion" in needed:
+        differences["position-needed: top − random side confusion"] = needed["side_confusion"][
+            "overall_vs_random"
+        ]
+    if control:
+        differences["shape-only (control B): top − random mIoU"] = control["overall_vs_random"]
+    return {
+        "measured": f"whole-image mIoU with the top-{needed['n']} position channels ablated, "
+        "minus N random channels",
+        "differences": differences,
+        "verdict": decide(needed["overall_vs_random"], -1),
+    }
+
+
+def region_specific_attack(attack: dict) -> dict:
+    """Claim 5: the 'left' channels' attack hurts the left half more than random channels do,
+    and the 'right' channels' the right half (middle N, ranked on the calibration split)."""
+    needed = _effect(attack, "segmentation-position_needed")
+    differences = {
+        "'left' attack: asymmetry − random": needed["left_excess"],
+        "'right' attack: asymmetry − random": needed["right_excess"],
+    }
+    if "sym_left_excess" in needed:
+        differences["control C 'left' attack"] = needed["sym_left_excess"]
+        differences["control C 'right' attack"] = needed["sym_right_excess"]
+    return {
+        "measured": f"Δ mIoU(left half) − Δ mIoU(right half) of the top-{needed['n']} 'left' / "
+        "'right' channels, minus random channels'",
+        "differences": differences,
+        "verdict": combine([decide(needed["left_excess"], -1), decide(needed["right_excess"], +1)]),
+    }
