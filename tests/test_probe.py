@@ -35,6 +35,10 @@ def test_tiny_probe_writes_results_report_figures_checkpoints(tiny_probe):
         assert abs(sum(map(sum, r["per_cell_accuracy"])) / 9 - r["accuracy"]) < 1e-9
         run_dir = workdir / r["run_dir"]
         assert (run_dir / "checkpoints" / str(r["steps"])).is_dir()
+        # No plateau stop: the whole budget; the test curve is logged at the last step.
+        assert r["steps"] == r["budget_steps"] and r["history"][-1]["step"] == r["steps"]
+        curve = [h for h in r["history"] if "test_accuracy" in h]
+        assert [h["step"] for h in curve] == [r["steps"]] and 0 <= curve[0]["test_accuracy"] <= 1
         assert any(f.startswith("events.out.tfevents") for f in os.listdir(run_dir / "tensorboard"))
     assert results["chance"] == {"location": 1 / 9, "object": 1 / 10}
     assert results["environment"]["device_count"] >= 1 and results["environment"]["packages"]["jax"]
@@ -49,6 +53,7 @@ def test_tiny_probe_writes_results_report_figures_checkpoints(tiny_probe):
             assert r["num_scored_images"] == n_test
             assert np.asarray(r["scores"]["cell_mean"]).shape[:2] == (3, 3)
     assert "## Channel position scores" in report and "](tuning_maps.png)" in report
+    assert "needs converged runs: `python -m gpj.main --config=configs/paper.py`" in out
     gapnet_location = [
         r for r in results["runs"] if (r["head"], r["task"]) == ("gapnet", "location")
     ]

@@ -31,20 +31,19 @@ def get_config(arg=None):
 
     c.probe = probe.get_config("controls")
     c.probe.num_seeds = SEEDS
-    _plateau(c.probe, budget_epochs=16)
+    _plateau(c.probe, budget_epochs=12)
 
     c.probe_circular = probe.get_config("controls,circular")
     # What claims 1-2 need there: whether any head still finds the cell, and the object accuracy
     # lost without channel order.
     c.probe_circular.runs = (
         "gapnet:location",
-        "fixedperm:location",
         "permutenet:location",
         "fixedperm:object",
         "permutenet:object",
     )
     c.probe_circular.num_seeds = SEEDS
-    _plateau(c.probe_circular, budget_epochs=16)
+    _plateau(c.probe_circular, budget_epochs=12)
 
     c.invariance = invariance.get_config()
 

@@ -4,6 +4,7 @@ and report, then decided in a scorecard (`gpj.analysis.claims`).
 """
 
 import os
+import re
 import time
 
 import jax
@@ -43,20 +44,24 @@ def parts(config) -> list:
 
 
 def declare(config) -> list:
-    """Every part's run kinds (each part checks its own fields)."""
+    """Every part's run kinds; a part's config error names the part (`probe.model.padding=...`)."""
     from gpj.experiments import EXPERIMENTS
 
-    return [
-        kind for _, part in parts(config) for kind in EXPERIMENTS[part.experiment].declare(part)
-    ]
+    declared = []
+    for name, part in parts(config):
+        try:
+            declared += EXPERIMENTS[part.experiment].declare(part)
+        except ConfigError as e:
+            field = re.match(r"[a-z_][a-z_.]*[=:]", str(e))
+            raise ConfigError(f"{name}.{e}" if field else f"{name}: {e}") from e
+    return declared
 
 
 def run(config, workdir: str) -> dict:
     """Checks every part, runs each in `<workdir>/<part>`, then writes the scorecard."""
     from gpj.experiments import EXPERIMENTS, check
 
-    for _, part in parts(config):
-        check(part)  # all parts' checks before any training
+    check(config)  # every part's checks before any training
     started = time.time()
     outcome = {}
     for name, part in parts(config):

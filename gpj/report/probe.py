@@ -35,7 +35,29 @@ def table(results: dict) -> str:
         for h in heads
     ]
     n = max(s["n"] for s in results["summary"])
-    return markdown_table(header, rows) + f"\n\nTest accuracy in %, {interval_note(n)}."
+    return (
+        markdown_table(header, rows)
+        + f"\n\nTest accuracy in %, {interval_note(n)}."
+        + _unconverged_note(results)
+    )
+
+
+def _unconverged_note(results) -> str:
+    """Where PermuteNet's object runs ended at their budget, not on a plateau: claim 2 needs
+    converged runs, and this says where they are."""
+    budget = [
+        r
+        for r in results["runs"]
+        if (r["head"], r["task"]) == ("permutenet", "object") and stopped(r) == "budget"
+    ]
+    if not budget:
+        return ""
+    return (
+        f" PermuteNet's object runs ended at their budget ({budget[0]['steps']} steps), not on a "
+        "training-loss plateau. Claim 2 (semantics without channel order) needs converged runs: "
+        "`python -m gpj.main --config=configs/paper.py` trains them beside the controls until "
+        "the loss plateaus, and decides it in its `scorecard.md`."
+    )
 
 
 def markdown(results: dict, figures) -> str:

@@ -1,0 +1,84 @@
+"""The claims scorecard: the verdict rule, each claim's differences against scipy, the paper
+config's up-front checks."""
+
+import numpy as np
+import pytest
+from conftest import assert_bad_configs_fail_fast
+from scipy import stats as scipy_stats
+
+from gpj.analysis import claims, stats
+
+
+def _described(low, high):
+    return {"mean": (low + high) / 2, "ci95": [low, high], "n": 3, "std": 0.1}
+
+
+@pytest.mark.parametrize(
+    "interval,sign,boundary,verdict",
+    [
+        ((0.1, 0.3), +1, 0.0, claims.SUPPORTED),
+        ((-0.3, -0.1), +1, 0.0, claims.NOT_SUPPORTED),
+        ((-0.1, 0.3), +1, 0.0, claims.INCONCLUSIVE),
+        ((-0.3, -0.1), -1, 0.0, claims.SUPPORTED),
+        ((0.02, 0.08), -1, 0.1, claims.SUPPORTED),  # a drop below 10 points
+        ((0.12, 0.5), -1, 0.1, claims.NOT_SUPPORTED),
+        ((0.05, 0.15), -1, 0.1, claims.INCONCLUSIVE),
+    ],
+)
+def test_the_verdict_rule(interval, sign, boundary, verdict):
+    assert claims.decide(_described(*interval), sign, boundary) == verdict
+
+
+def test_one_seed_is_inconclusive_and_claims_combine():
+    assert claims.decide({"mean": 0.5, "ci95": None}, +1) == claims.INCONCLUSIVE
+    s, n, i = claims.SUPPORTED, claims.NOT_SUPPORTED, claims.INCONCLUSIVE
+    assert claims.combine([s, s]) == s
+    assert claims.combine([s, i]) == i
+    assert claims.combine([i, n]) == n
+
+
+def _probe(accuracy):
+    """A probe's results from {(head, task): per-seed accuracies}."""
+    runs = [
+        {"head": h, "task": t, "seed": k, "accuracy": a, "steps": 10, "budget_steps": 20}
+        for (h, t), values in accuracy.items()
+        for k, a in enumerate(values)
+    ]
+    return {"runs": runs, "summary": stats.summarise(runs, ("head", "task"), ("accuracy",))}
+
+
+def test_claims_one_and_two_pair_heads_by_seed():
+    probe = _probe(
+        {
+            ("gapnet", "location"): [1.0, 0.98, 0.99],
+            ("fixedperm", "location"): [1.0, 0.97, 1.0],
+            ("permutenet", "location"): [0.2, 0.3, 0.25],
+            ("fixedperm", "object"): [0.95, 0.9, 0.93],
+            ("permutenet", "object"): [0.2, 0.25, 0.3],
+        }
+    )
+    one = claims.channel_wise_position(probe)
+    expected = scipy_stats.ttest_rel([1.0, 0.98, 0.99], [0.2, 0.3, 0.25]).confidence_interval()
+    assert one["differences"]["gapnet − permutenet"]["ci95"] == pytest.approx(list(expected))
+    assert one["verdict"] == claims.SUPPORTED
+    assert one["convergence"].startswith("9 of 9 runs stopped on a training-loss plateau")
+    two = claims.order_free_semantics(probe)
+    drop = np.array([0.95, 0.9, 0.93]) - [0.2, 0.25, 0.3]
+    assert two["differences"]["fixedperm − permutenet"]["mean"] == pytest.approx(drop.mean())
+    assert two["verdict"] == claims.NOT_SUPPORTED  # loses far more than 10 points
+
+
+BAD_PAPER_CONFIGS = {
+    "a part's field": (
+        ["--config.probe.model.padding=mirror"],
+        "probe.model.padding='mirror' is not valid",
+    ),
+    "a part of the wrong experiment": (
+        ["--config.attack.experiment=probe"],
+        "attack.experiment='probe' must be 'attack'",
+    ),
+}
+
+
+def test_bad_paper_configs_fail_before_any_training():
+    assert_bad_configs_fail_fast("configs/paper.py:tiny", BAD_PAPER_CONFIGS)
