@@ -262,8 +262,8 @@ def make_splits(
     calibration canvases from the train digits.
 
     The dataset's images are un-normalised to ink in [0, 1] for `digit_canvases`, and the
-    canvases normalised again with the dataset's mean and std, so the background is the
-    normalised zero as on the probe canvases.
+    canvases scaled by the dataset's std (not shifted by its mean), so that the background is 0:
+    the value zero padding pads with, as the background of the probe canvases.
 
     Args:
       dataset: a normalised `ImageDataset` with 10 classes, e.g. the embedded digits.
@@ -281,7 +281,7 @@ def make_splits(
       **layout: `digit_canvases`' canvas_width, dead_zone, mirror_digits, side_labels.
 
     Returns:
-      {"<split>_images"}: (N, S, W, C) float32 normalised canvases, and {"<split>_masks"}:
+      {"<split>_images"}: (N, S, W, C) float32 canvases (ink / std), and {"<split>_masks"}:
       (N, S, W) int32 labels, for train, test and every calibration set.
 
     Raises:
@@ -315,7 +315,7 @@ def make_splits(
             label_radius=label_radius,
             **layout,
         )
-        splits[f"{name}_images"] = (np.asarray(canvases) - dataset.mean) / dataset.std
+        splits[f"{name}_images"] = np.asarray(canvases) / dataset.std
         splits[f"{name}_masks"] = np.asarray(masks)
     return splits
 

@@ -269,6 +269,8 @@ def _curves_figure(results, workdir) -> str:
         ax.fill_between(n, mean - std, mean + std, color="k", alpha=0.15)
         ax.axhline(clean, color="gray", lw=0.8, label="clean")
         ax.set(xscale="log", xlabel="channels ablated N", ylim=(0, 1))
+        ax.set_xticks(n, [str(k) for k in n])
+        ax.minorticks_off()
         ax.set_title(title, fontsize=8)
     axes[0][0].legend(fontsize=7)
     return save_figure(fig, workdir, "attack_curves.png")
