@@ -1,6 +1,6 @@
 """Position-channel attack: rank channels by flip scores, ablate the top N beside N random ones.
 
-  python -m gpj.main --config=configs/attack.py              # embedded digits, 5-6 min on 2 CPU cores
+  python -m gpj.main --config=configs/attack.py              # embedded digits, ~17 min (estimated)
   python -m gpj.main --config=configs/attack.py:tiny         # smoke test, ~1 min
   python -m gpj.main --config=configs/attack.py:cityscapes   # the paper's setting, on a GPU
 
