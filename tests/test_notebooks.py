@@ -19,7 +19,7 @@ NOTEBOOKS = {
     "probe": ([], "| model | location (chance"),
     "invariance": ([], "| variant | centred acc."),
     # The segmentation attack only, to keep this file fast: tests/test_attack.py attacks GAPNets.
-    "attack": (["--config.classifier.tasks=()"], "| N ablated | all top-N |"),
+    "attack": (["--config.classifier.tasks=()"], "| N ablated | mIoU top-N |"),
 }
 
 

@@ -12,7 +12,7 @@ def test_readme_tables_are_rendered_from_the_result_files():
     with open(os.path.join(readme.ROOT, "README.md")) as f:
         text = f.read()
     names = re.findall(r"<!-- results: (\w+) -->", text)
-    assert {"probe", "invariance"} <= set(names)
+    assert {"paper", "probe", "paper_attack"} <= set(names)
     assert readme.render(text) == text, "run python -m gpj.report.readme"
 
 
