@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tempfile
 
+import filelock
 import pytest
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -47,24 +48,50 @@ def finished_run(workdir, *args) -> str:
 
 # Finished runs of each experiment's tiny preset, shared by the whole session (read only: a test
 # that reruns in one works on a copy). Tests, notebooks and the compile-count test build on them.
+# Under pytest-xdist the first worker that needs a run makes it, in the session's common temporary
+# folder, and the others wait for it and reuse it.
 @pytest.fixture(scope="session")
-def tiny_probe(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny-probe")
-    return workdir, finished_run(workdir, "--config=configs/probe.py:tiny")
+def tiny_probe(shared_run):
+    return shared_run("tiny-probe", "--config=configs/probe.py:tiny")
 
 
 @pytest.fixture(scope="session")
-def tiny_attack(tmp_path_factory, tiny_probe):
+def tiny_attack(shared_run, tiny_probe):
     """The tiny attack on the tiny probe's GAPNets, training its segmentation model."""
-    workdir = tmp_path_factory.mktemp("tiny-attack")
     probe_workdir = f"--config.classifier.probe_workdir={tiny_probe[0]}"
-    return workdir, finished_run(workdir, "--config=configs/attack.py:tiny", probe_workdir)
+    return shared_run("tiny-attack", "--config=configs/attack.py:tiny", probe_workdir)
 
 
 @pytest.fixture(scope="session")
-def tiny_invariance(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny-invariance")
-    return workdir, finished_run(workdir, "--config=configs/invariance.py:tiny")
+def tiny_invariance(shared_run):
+    return shared_run("tiny-invariance", "--config=configs/invariance.py:tiny")
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory, worker_id):
+    """`shared_run(name, *args)`: (workdir, stdout) of `gpj.main ARGS`, run once per session."""
+    if worker_id == "master":  # one process: an ordinary session folder
+        root = tmp_path_factory.getbasetemp()
+    else:  # the workers' folders share one parent, unique to this session
+        root = tmp_path_factory.getbasetemp().parent
+
+    def run(name, *args):
+        workdir, out = root / name, root / f"{name}.stdout"
+        with filelock.FileLock(str(root / f"{name}.lock")):
+            if not out.exists():
+                out.write_text(finished_run(workdir, *args))
+        return workdir, out.read_text()
+
+    return run
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a worker per core, at most two; a session's programs are mostly compiled on one
+    core at a time, and more workers would mostly wait for the shared runs."""
+    del config
+    from gpj.engine import cpu_devices
+
+    return min(2, cpu_devices.cpu_cores())
 
 
 def parse_config(args):
