@@ -13,6 +13,7 @@ Where a run's weights come from, in this order (recorded per run as `weights`):
 
 import functools
 import json
+import math
 import os
 import time
 from typing import NamedTuple
@@ -58,6 +59,7 @@ def check_common(config) -> None:
     check_range(config, "data.test_fraction", 0.01, 0.99)
     check_range(config, "train.eval_every_epochs", 0, 10**6)
     check_positive(config, "train.curve_images")
+    check_positive(config, "train.seeds_per_program")
     check_positive(config, "train.plateau_patience")
     check_range(config, "train.plateau_min_delta", 0.0, 1e9)
     if config.train.stop_on_plateau and not config.train.eval_every_epochs:
@@ -161,30 +163,47 @@ def output_shapes(kind) -> dict:
 
 
 def run(kinds, workdir: str, mesh) -> list:
-    """Trains (or loads) and evaluates every seed of every kind; one result row per run."""
+    """Trains (or loads) and evaluates every seed of every kind; one result row per run.
+
+    The seeds a kind trains share one compiled program, `train.seeds_per_program` at a time,
+    stacked on a leading seed axis (`engine.fit`); the evaluators then measure each seed alone."""
     built = check(kinds, mesh)
     rows = []
     for kind in kinds:
         plugins, curve = built[kind.name]
         program = _Program(kind, mesh, curve)
-        for seed in kind.seeds:
-            state, row = _obtain(kind, program, seed, workdir, mesh)
+        runs = [_start(kind, program, seed, workdir) for seed in kind.seeds]
+        to_train = [r for r in runs if r["weights"]["source"] != "earlier_workdir"]
+        for group in _groups(to_train, kind.config.train.seeds_per_program):
+            _fit(kind, program, group, workdir, mesh)
+        for r in runs:
+            state = r.pop("state")
             started = time.time()
             for evaluator in plugins:
-                row.update(evaluator.run(state, kind.data, seed=seed))
-            rows.append({**row, "eval_time_s": time.time() - started})
+                r.update(evaluator.run(state, kind.data, seed=r["seed"]))
+            rows.append({**r, "steps": int(state.step), "eval_time_s": time.time() - started})
     return rows
 
 
+def _groups(runs: list, per_program: int) -> list:
+    """`runs` in consecutive groups of at most `per_program`, as even as the count allows."""
+    if not runs:
+        return []
+    count = -(-len(runs) // per_program)
+    size = -(-len(runs) // count)
+    return [runs[i : i + size] for i in range(0, len(runs), size)]
+
+
 class _Program:
-    """A kind's optimizer, compiled init and train programs and test-curve metric, shared by all
-    its seeds."""
+    """A kind's optimizer, compiled init program, train programs (one per number of stacked
+    seeds) and test-curve metric, shared by all its seeds."""
 
     def __init__(self, kind, mesh, curve):
         self.num_steps = kind.num_steps
         self.curve = curve
+        self.objective = kind.task.objective
+        self.mesh = mesh
         self.tx = engine.make_optimizer(kind.config.optim, self.num_steps)
-        self.train_step = engine.compile_train_step(kind.task.objective, mesh)
         self.init = engine.compile_init(
             kind.model,
             self.tx,
@@ -192,13 +211,23 @@ class _Program:
             mesh,
             params_init=models.PARAMS_INIT[kind.config.model.get("param_init", "kaiming")],
         )
+        self._train_steps = {}
+
+    def train_step(self, seeds: int):
+        """(the train program for `seeds` stacked seeds, its seed mesh): the seeds split over as
+        many of each process's devices as divide their count, each seed's batch over the rest."""
+        if seeds not in self._train_steps:
+            seed_mesh = engine.seed_mesh(self.mesh, math.gcd(seeds, jax.local_device_count()))
+            step = engine.compile_seeds_train_step(self.objective, seed_mesh)
+            self._train_steps[seeds] = (step, seed_mesh)
+        return self._train_steps[seeds]
 
 
-def _obtain(kind, program, seed, workdir, mesh):
-    """The run's state, from the first weight source that has it, and its result row's start."""
+def _start(kind, program, seed, workdir) -> dict:
+    """A run's result row, begun: its initial state (`state`, from the first weight source that
+    has it), its folder and weight source."""
     run_dir = kind.run_dir(workdir, seed)
     state = program.init(seed)
-    history, train_time = [], 0.0
     if _has_checkpoint(run_dir):
         weights = {"source": "checkpoint", "path": os.path.abspath(run_dir)}
     elif kind.earlier:
@@ -210,20 +239,17 @@ def _obtain(kind, program, seed, workdir, mesh):
         state = store.start_from(state, kind.config, run_dir, train=program.num_steps > 0)
     else:
         weights = {"source": "init", "path": None}
-    if weights["source"] != "earlier_workdir":
-        started = time.time()
-        state, history = _fit(kind, program, state, seed, run_dir, mesh)
-        train_time = time.time() - started
     inside = os.path.abspath(run_dir).startswith(os.path.abspath(workdir) + os.sep)
-    return state, {
+    return {
         **kind.labels,
         "seed": seed,
         "run_dir": os.path.relpath(run_dir, workdir) if inside else os.path.abspath(run_dir),
         "weights": weights,
-        "steps": int(state.step),
+        "state": state,
         "budget_steps": program.num_steps,
-        "history": history,
-        "train_time_s": train_time,
+        "history": [],
+        "train_time_s": 0.0,
+        "program_seeds": [],
     }
 
 
@@ -232,17 +258,11 @@ def _has_checkpoint(run_dir: str) -> bool:
     return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
 
 
-def _fit(kind, program, state, seed, run_dir, mesh):
-    """Trains (or resumes) one seed; the host yields raw images and labels in an order fixed by
-    (seed, step), and the task's objective builds its inputs on the device."""
+def _fit(kind, program, group, workdir, mesh):
+    """Trains (or resumes) a group of seeds in one program; the host yields raw images and labels
+    in an order fixed by (seed, step), and the task's objective builds its inputs on the device.
+    Fills in each run's final state, history, train time and program seeds."""
     c, data = kind.config, kind.data
-    n = len(data.train_labels)
-    pid, pcount = jax.process_index(), jax.process_count()
-
-    def batch_fn(step):
-        idx = batches.train_batch_indices(n, c.train.batch_size, seed, step, pid, pcount)
-        return {"image": data.train_images[idx], "label": data.train_labels[idx]}
-
     t = c.train
     eval_every = t.eval_every_epochs * kind.steps_per_epoch
     curve_data = _Head(data.test_images[: t.curve_images], data.test_labels[: t.curve_images])
@@ -251,33 +271,54 @@ def _fit(kind, program, state, seed, run_dir, mesh):
         if t.stop_on_plateau
         else None
     )
-    stop = functools.partial(engine.plateaued, **plateau) if plateau else None
-    return engine.fit(
-        state,
-        program.train_step,
-        batch_fn,
+    fingerprint = {
+        **kind.fingerprint,
+        "num_steps": program.num_steps,
+        "batch_size": t.batch_size,
+        "model": c.model.to_dict(),
+        # Where the data lives does not change the run; what it is does.
+        "data": {k: v for k, v in c.data.to_dict().items() if k != "data_dir"},
+        "optim": c.optim.to_dict(),
+        **({"plateau_stop": plateau} if plateau else {}),
+    }
+    lanes = [
+        engine.Lane(
+            state=r["state"],
+            batch_fn=functools.partial(_batch, data, t.batch_size, r["seed"]),
+            run_dir=os.path.join(workdir, r["run_dir"]),
+            fingerprint={**fingerprint, "seed": r["seed"]},
+        )
+        for r in group
+    ]
+    seeds = [r["seed"] for r in group]
+    train_step, seed_mesh = program.train_step(len(group))
+    started = time.time()
+    finished = engine.fit(
+        lanes,
+        train_step,
+        seeds=len(group),
         num_steps=program.num_steps,
         mesh=mesh,
-        run_dir=run_dir,
-        log_every=c.train.log_every,
-        checkpoint_every=c.train.checkpoint_every,
-        keep_checkpoints=c.train.keep_checkpoints,
-        fingerprint={
-            **kind.fingerprint,
-            "seed": seed,
-            "num_steps": program.num_steps,
-            "batch_size": c.train.batch_size,
-            "model": c.model.to_dict(),
-            # Where the data lives does not change the run; what it is does.
-            "data": {k: v for k, v in c.data.to_dict().items() if k != "data_dir"},
-            "optim": c.optim.to_dict(),
-            **({"plateau_stop": plateau} if plateau else {}),
-        },
-        desc=f"{kind.name} seed {seed}",
+        seed_mesh=seed_mesh,
+        log_every=t.log_every,
+        checkpoint_every=t.checkpoint_every,
+        keep_checkpoints=t.keep_checkpoints,
+        desc=f"{kind.name} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}",
         evaluate=program.curve and (lambda s: program.curve.measure(s, curve_data, None)),
         eval_every=eval_every,
-        stop=stop,
+        stop=functools.partial(engine.plateaued, **plateau) if plateau else None,
     )
+    for r, (state, history) in zip(group, finished):
+        r.update(state=state, history=history, program_seeds=seeds)
+        r["train_time_s"] = time.time() - started
+
+
+def _batch(data, batch_size, seed, step) -> dict:
+    """This process's share of the training batch of `seed` at `step`."""
+    n = len(data.train_labels)
+    pid, pcount = jax.process_index(), jax.process_count()
+    idx = batches.train_batch_indices(n, batch_size, seed, step, pid, pcount)
+    return {"image": data.train_images[idx], "label": data.train_labels[idx]}
 
 
 class _Head(NamedTuple):

@@ -2,6 +2,7 @@
 
 import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -57,15 +58,17 @@ TX = engine.make_optimizer(optim_config(), 0)  # constant learning rate: no step
 
 @functools.cache
 def compiled(mesh, objective=LOCATION):
-    """Compiled steps shared by the tests, as an experiment shares them across seeds."""
+    """Compiled steps shared by the tests, as an experiment shares them across seeds: the train
+    step of one stacked seed, its seed mesh and the every-cell eval step."""
     eval_step = engine.compile_eval_step(
         functools.partial(every_cell_eval, grid_size=GRID, target="location"), mesh
     )
-    return engine.compile_train_step(objective, mesh), eval_step
+    seed_mesh = engine.seed_mesh(mesh, 1)
+    return engine.compile_seeds_train_step(objective, seed_mesh), seed_mesh, eval_step
 
 
 def make_run(model, dataset, mesh, objective=LOCATION, seed=0):
-    """Compiled step, fresh state and batch function of a tiny location-task run."""
+    """Fresh state and batch function of a tiny location-task run."""
     state = engine.create_state(model, TX, (1, 8 * GRID, 8 * GRID, 1), seed, mesh)
     n = len(dataset.train_labels)
 
@@ -73,30 +76,35 @@ def make_run(model, dataset, mesh, objective=LOCATION, seed=0):
         idx = batches.train_batch_indices(n, BATCH, seed, step)
         return {"image": dataset.train_images[idx], "label": dataset.train_labels[idx]}
 
-    return compiled(mesh, objective)[0], state, batch_fn
+    return state, batch_fn
 
 
 def fit(run_dir, model, dataset, mesh, num_steps=12, objective=LOCATION, **kw):
-    step_fn, state, batch_fn = make_run(model, dataset, mesh, objective)
-    kw.setdefault("batch_fn", batch_fn)
-    return engine.fit(
-        state,
+    """One seed through the engine's loop: (final state, history)."""
+    state, batch_fn = make_run(model, dataset, mesh, objective)
+    lane = engine.Lane(
+        state, kw.pop("batch_fn", batch_fn), str(run_dir), kw.pop("fingerprint", {"test": 1})
+    )
+    step_fn, seed_mesh, _ = compiled(mesh, objective)
+    ((state, history),) = engine.fit(
+        [lane],
         step_fn,
+        seeds=1,
         num_steps=num_steps,
         mesh=mesh,
-        run_dir=str(run_dir),
+        seed_mesh=seed_mesh,
         log_every=2,
         checkpoint_every=4,
         keep_checkpoints=2,
-        fingerprint={"test": 1},
         **kw,
     )
+    return state, history
 
 
 def evaluate(state, dataset, mesh):
     sums = engine.evaluate(
         state,
-        compiled(mesh)[1],
+        compiled(mesh)[2],
         batches.eval_batches(
             {"image": dataset.test_images[:64], "label": dataset.test_labels[:64]}, 32
         ),
@@ -149,7 +157,7 @@ def test_same_seed_same_numbers_and_checkpoint_restore_is_bit_identical(tmp_path
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, model, dataset):
     mesh = engine.make_mesh()
     full, full_history = fit(tmp_path / "full", model, dataset, mesh)
-    _, _, batch_fn = make_run(model, dataset, mesh)
+    _, batch_fn = make_run(model, dataset, mesh)
 
     def killed_at_step_10(step):
         if step == 10:
@@ -265,20 +273,8 @@ def test_incompatible_checkpoint_is_a_clear_error(tmp_path, model, dataset):
 def test_other_settings_in_the_same_run_dir_are_refused(tmp_path, model, dataset):
     mesh = engine.make_mesh()
     fit(tmp_path, model, dataset, mesh, num_steps=4)
-    step_fn, state, batch_fn = make_run(model, dataset, mesh)
     with pytest.raises(CheckpointError, match="other settings \\(differing: test\\)"):
-        engine.fit(
-            state,
-            step_fn,
-            batch_fn,
-            num_steps=4,
-            mesh=mesh,
-            run_dir=str(tmp_path),
-            log_every=2,
-            checkpoint_every=4,
-            keep_checkpoints=2,
-            fingerprint={"test": 2},
-        )
+        fit(tmp_path, model, dataset, mesh, num_steps=4, fingerprint={"test": 2})
     assert json.loads((tmp_path / "run_config.json").read_text()) == {"test": 1}
 
 
@@ -361,3 +357,79 @@ def test_negative_cpu_devices_is_refused_in_one_line():
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
     assert err.strip() == "error: --cpu_devices=-1 must be 0 (one per core) or positive"
+
+
+def fit_seeds(run_dirs, model, dataset, mesh, seeds, num_steps=12, calls=None):
+    """The seeds of `run_dirs` ({seed: folder}) trained side by side in one program of `seeds`
+    seeds; `calls` collects the (seed, step) of every batch drawn."""
+    lanes = []
+    for seed, run_dir in run_dirs.items():
+        state, batch_fn = make_run(model, dataset, mesh, seed=seed)
+
+        def drawn(step, seed=seed, batch_fn=batch_fn):
+            if calls is not None:
+                calls.append((seed, step))
+            return batch_fn(step)
+
+        lanes.append(engine.Lane(state, drawn, str(run_dir), {"seed": seed}))
+    seed_mesh = engine.seed_mesh(mesh, math.gcd(seeds, mesh.devices.size))
+    return engine.fit(
+        lanes,
+        engine.compile_seeds_train_step(LOCATION, seed_mesh),
+        seeds=seeds,
+        num_steps=num_steps,
+        mesh=mesh,
+        seed_mesh=seed_mesh,
+        log_every=2,
+        checkpoint_every=4,
+        keep_checkpoints=2,
+    )
+
+
+def test_a_seed_among_others_equals_the_seed_alone(tmp_path, model, dataset):
+    """Seeds 0 and 1 in one program of two seeds, and of four (two idle slots), against each seed
+    alone: the same batches in the
+    same order and the same random streams exactly, the same numbers to float summation order."""
+    mesh = engine.make_mesh()
+    calls = {}
+    alone = []
+    for seed in (0, 1):
+        calls[seed] = []
+        dirs = {seed: tmp_path / f"alone{seed}"}
+        alone += fit_seeds(dirs, model, dataset, mesh, 1, calls=calls[seed])
+    for seeds in (2, 4):
+        together_calls = []
+        dirs = {seed: tmp_path / f"s{seeds}-{seed}" for seed in (0, 1)}
+        together = fit_seeds(dirs, model, dataset, mesh, seeds, calls=together_calls)
+        for seed in (0, 1):
+            assert [c for c in together_calls if c[0] == seed][: len(calls[seed])] == calls[seed]
+            (state, history), (state_alone, history_alone) = together[seed], alone[seed]
+            assert np.array_equal(
+                jax.random.key_data(state.rng), jax.random.key_data(state_alone.rng)
+            )
+            assert int(state.step) == int(state_alone.step) == 12
+            np.testing.assert_allclose(history[0]["loss"], history_alone[0]["loss"], rtol=1e-5)
+            for a, b in zip(history, history_alone):
+                assert a["step"] == b["step"]
+                np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-3)
+            for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(state_alone.params)):
+                np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_seeds_resumed_at_different_steps_train_on_together(tmp_path, model, dataset):
+    """Seed 0 killed after its checkpoint of step 8, seed 1 finished alone: resumed together,
+    seed 0 trains steps 8-11 only, seed 1 nothing, and both equal uninterrupted runs."""
+    mesh = engine.make_mesh()
+    dirs = {0: tmp_path / "seed0", 1: tmp_path / "seed1"}
+    (full0, full0_history), _ = fit_seeds(
+        {0: tmp_path / "full0", 1: tmp_path / "full1"}, model, dataset, mesh, 2
+    )
+    fit_seeds({0: dirs[0]}, model, dataset, mesh, 1, num_steps=8)
+    fit_seeds({1: dirs[1]}, model, dataset, mesh, 1)
+    calls = []
+    (state0, history0), (state1, _) = fit_seeds(dirs, model, dataset, mesh, 2, calls=calls)
+    assert sorted({step for seed, step in calls}) == [8, 9, 10, 11]
+    assert int(state0.step) == int(state1.step) == 12
+    assert [h["step"] for h in history0] == [h["step"] for h in full0_history]
+    for a, b in zip(jax.tree.leaves(state0.params), jax.tree.leaves(full0.params)):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-3)

@@ -1,18 +1,25 @@
 """One training engine for every gpj experiment."""
 
-from gpj.engine.loop import fit, plateaued, restore
+from gpj.engine.loop import Lane, fit, plateaued, restore
 from gpj.engine.optim import OPTIMIZERS, SCHEDULES, make_optimizer
-from gpj.engine.parallel import check_batch_size, make_mesh, replicated, shard_batch
+from gpj.engine.parallel import check_batch_size, make_mesh, replicated, seed_mesh, shard_batch
 from gpj.engine.state import TrainState, compile_init, create_state
-from gpj.engine.steps import compile_eval_step, compile_train_step, evaluate
+from gpj.engine.steps import (
+    compile_eval_step,
+    compile_seeds_train_step,
+    compile_train_step,
+    evaluate,
+)
 
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
+    "Lane",
     "TrainState",
     "check_batch_size",
     "compile_eval_step",
     "compile_init",
+    "compile_seeds_train_step",
     "compile_train_step",
     "create_state",
     "evaluate",
@@ -22,5 +29,6 @@ __all__ = [
     "plateaued",
     "replicated",
     "restore",
+    "seed_mesh",
     "shard_batch",
 ]

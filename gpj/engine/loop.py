@@ -1,9 +1,13 @@
-"""The one training loop: resume, step, log, checkpoint, stop on divergence."""
+"""The one training loop: seeds stacked side by side; resume, step, log, checkpoint, stop on a
+plateau or on divergence, per seed."""
 
+import dataclasses
 import json
 import math
+import operator
 import os
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -11,106 +15,188 @@ import orbax.checkpoint as ocp
 import tqdm
 from absl import logging
 
-from gpj.engine.parallel import host_copy, shard_batch
+from gpj.engine.parallel import local_value, replicated, seeds_sharding, shard_seeds_batch
 from gpj.errors import CheckpointError, TrainingDiverged
 
 
+@dataclasses.dataclass
+class Lane:
+    """One seed of a stacked run: its initial state (replicated, one seed), its batches (step ->
+    this process's numpy batch of that global step), its folder and the settings that identify it
+    (a folder written with other settings is refused instead of being resumed or overwritten)."""
+
+    state: Any
+    batch_fn: Callable[[int], dict]
+    run_dir: str
+    fingerprint: dict
+
+
 def fit(
-    state,
+    lanes: list,
     train_step,
-    batch_fn: Callable[[int], dict],
     *,
+    seeds: int,
     num_steps: int,
     mesh,
-    run_dir: str,
+    seed_mesh,
     log_every: int,
     checkpoint_every: int,
     keep_checkpoints: int,
-    fingerprint: dict,
     desc: str = "train",
     evaluate: Callable | None = None,
     eval_every: int = 0,
     stop: Callable[[list], bool] | None = None,
-):
-    """Trains `state` to `num_steps` (or until `stop`), resuming from `run_dir` when it holds a
-    checkpoint.
+) -> list:
+    """Trains the seeds of `lanes` side by side, stacked in one program, each to `num_steps` (or
+    until its `stop`), each resuming from its own `run_dir` when that holds a checkpoint.
 
-    Resume order: check the run's fingerprint, restore the latest checkpoint, drop
-    logged metrics past it, then continue from `state.step`. Batches and rngs are
-    functions of the step, so the result equals an uninterrupted run.
+    A lane's resume order: check its fingerprint, restore its latest checkpoint, drop logged
+    metrics past it. Batches and rngs are functions of (seed, step), and a lane trains only at
+    the steps it has not done yet, so every seed equals an uninterrupted run of its own, whatever
+    other seeds share the program and wherever each was interrupted.
 
     Args:
-      state: a freshly initialised TrainState (its arrays give the restore target).
-      train_step: compiled `(state, batch) -> (state, metrics)`.
-      batch_fn: step -> this process's numpy batch for that global step.
-      num_steps: total number of steps of the run.
-      mesh: the device mesh batches are sharded over.
-      run_dir: folder for checkpoints, `metrics.jsonl` and TensorBoard events.
-      log_every, checkpoint_every, keep_checkpoints: cadences and retention.
-      fingerprint: JSON-able settings that determine the run; a workdir written
-        with other settings is refused instead of being resumed or overwritten.
+      lanes: `Lane`s, at most `seeds` of them; the program's other seeds are idle copies.
+      train_step: `steps.compile_seeds_train_step` for `seeds` seeds on `seed_mesh`.
+      seeds: the seed count the program was compiled for.
+      num_steps: total number of steps of every run.
+      mesh: the one-axis mesh of the lanes' replicated states (what `evaluate` gets).
+      seed_mesh: the (`seeds`, `data`) mesh of the stacked program (`parallel.seed_mesh`).
+      log_every, checkpoint_every, keep_checkpoints: cadences and retention, per lane.
       desc: label for the progress bar.
-      evaluate: state -> {metric: value} on held-out data, logged as `test_<metric>` every
-        `eval_every` steps and at the last step (the test curve).
+      evaluate: one seed's state -> {metric: value} on held-out data, logged as `test_<metric>`
+        every `eval_every` steps and at the last step (the test curve).
       eval_every: cadence of `evaluate` and `stop`, in steps (0: neither).
-      stop: history -> whether to stop early (e.g. `plateaued`), asked at each evaluation; the
-        run is then checkpointed and ends there. A function of the history only, so a resumed
-        run stops where the uninterrupted one did.
+      stop: history -> whether to stop early (e.g. `plateaued`), asked at each evaluation; that
+        seed is then checkpointed and ends there while the others go on. A function of the
+        history only, so a resumed run stops where the uninterrupted one did.
 
     Returns:
-      The final state and the logged history (a list of {"step", metric: value}).
+      One (final replicated state, logged history) per lane.
     """
+    if not 0 < len(lanes) <= seeds:
+        raise ValueError(f"{len(lanes)} lanes for a program of {seeds} seeds")
     is_main = jax.process_index() == 0
-    _check_fingerprint(run_dir, fingerprint, is_main)
-    manager = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(run_dir, "checkpoints")),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep_checkpoints, create=True),
-    )
-    state = _restore_latest(manager, state)
-    start = int(state.step)
-    history = _load_history(run_dir, start)
-    writer = _summary_writer(os.path.join(run_dir, "tensorboard")) if is_main else None
-    bar = tqdm.tqdm(
-        total=num_steps,
-        initial=start,
-        desc=desc,
-        disable=not is_main or start >= num_steps,
-        dynamic_ncols=True,
-        leave=False,
-    )
-    pending = []
-    stopped = stop is not None and eval_every > 0 and stop(history)
+    runs, bar = [], None
     try:
-        for step in range(start, num_steps if not stopped else start):
-            state, metrics = train_step(state, shard_batch(batch_fn(step), mesh))
-            pending.append(metrics)
+        for lane in lanes:
+            runs.append(_Run(lane, keep_checkpoints, is_main))
+        for run in runs:
+            run.stopped = stop is not None and eval_every > 0 and stop(run.history)
+        waiting = [run.start for run in runs if not run.stopped and run.start < num_steps]
+        first = min(waiting, default=num_steps)
+        template = runs[0].state
+        stacked = _stack([run.state for run in runs], seeds, seed_mesh)
+        bar = tqdm.tqdm(
+            total=num_steps,
+            initial=first,
+            desc=desc,
+            disable=not is_main or first >= num_steps,
+            dynamic_ncols=True,
+            leave=False,
+        )
+        pending = []
+        for step in range(first, num_steps):
+            active = [not run.stopped and run.start <= step for run in runs]
+            if not any(active):
+                break
+            batch = _stacked_batch([run.lane.batch_fn(step) for run in runs], seeds)
+            mask = np.asarray(active + [False] * (seeds - len(runs)))
+            stacked, metrics = train_step(
+                stacked,
+                shard_seeds_batch(batch, seed_mesh),
+                jax.make_array_from_callback(
+                    mask.shape, seeds_sharding(seed_mesh), mask.__getitem__
+                ),
+            )
+            pending.append((metrics, active))
             done = step + 1
             bar.update(1)
             check = eval_every > 0 and (done % eval_every == 0 or done == num_steps)
             save = done % checkpoint_every == 0 or done == num_steps
-            if save or check or done % log_every == 0:
-                record = _summarise(pending, done, manager)
-                pending = []
+            if not (save or check or done % log_every == 0):
+                continue
+            values = [(jax.tree.map(local_value, m), on) for m, on in pending]
+            pending = []
+            host = jax.tree.map(local_value, stacked.checkpoint_items()) if save or check else None
+            for k, run in enumerate(runs):
+                if not active[k]:
+                    continue
+                record = _summarise([m for m, on in values if on[k]], k, done, run.manager)
                 if check and evaluate is not None:
-                    record.update({f"test_{k}": float(v) for k, v in evaluate(state).items()})
-                stopped = check and stop is not None and stop([*history, record])
-                save = save or stopped
-                history.append(record)
+                    one = _unstack(template, host, k, mesh)
+                    record.update({f"test_{key}": float(v) for key, v in evaluate(one).items()})
+                run.stopped = check and stop is not None and stop([*run.history, record])
+                run.history.append(record)
                 if is_main:
-                    _log(record, run_dir, writer, bar)
-                if save:
-                    manager.save(
-                        done, args=ocp.args.StandardSave(host_copy(state.checkpoint_items()))
-                    )
-                if stopped:
-                    break
+                    _log(record, run.lane.run_dir, run.writer, bar)
+                if save or run.stopped:
+                    items = jax.tree.map(operator.itemgetter(k), host)
+                    run.manager.save(done, args=ocp.args.StandardSave(items))
+        if first < num_steps:  # the trained seeds' final states, unstacked
+            host = jax.tree.map(local_value, stacked.checkpoint_items())
+            for k, run in enumerate(runs):
+                if run.start < num_steps:
+                    run.state = _unstack(template, host, k, mesh)
     finally:
-        bar.close()
-        manager.wait_until_finished()
-        manager.close()
-        if writer is not None:
-            writer.close()
-    return state, history
+        if bar is not None:
+            bar.close()
+        for run in runs:
+            run.close()
+    return [(run.state, run.history) for run in runs]
+
+
+class _Run:
+    """A lane's checkpoints, history and TensorBoard writer, opened (and restored) for `fit`."""
+
+    def __init__(self, lane, keep_checkpoints, is_main):
+        self.lane, self.writer, self.stopped = lane, None, False
+        _check_fingerprint(lane.run_dir, lane.fingerprint, is_main)
+        self.manager = ocp.CheckpointManager(
+            os.path.abspath(os.path.join(lane.run_dir, "checkpoints")),
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep_checkpoints, create=True),
+        )
+        self.state = _restore_latest(self.manager, lane.state)
+        self.start = int(self.state.step)
+        self.history = _load_history(lane.run_dir, self.start)
+        if is_main:
+            self.writer = _summary_writer(os.path.join(lane.run_dir, "tensorboard"))
+
+    def close(self):
+        self.manager.wait_until_finished()
+        self.manager.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _stack(states, seeds, seed_mesh):
+    """The states stacked on a leading seed axis of `seeds` (the first state again in the idle
+    slots), split on the seed mesh's `seeds` axis."""
+    items = [jax.tree.map(local_value, s.checkpoint_items()) for s in states]
+    items += [items[0]] * (seeds - len(items))
+    sharding = seeds_sharding(seed_mesh)
+
+    def put(*xs):
+        stacked = np.stack(xs)
+        return jax.make_array_from_callback(stacked.shape, sharding, stacked.__getitem__)
+
+    return states[0].from_checkpoint_items(jax.tree.map(put, *items))
+
+
+def _stacked_batch(batches: list, seeds: int) -> dict:
+    """The lanes' numpy batches stacked on a leading seed axis (the first again in idle slots)."""
+    batches = batches + [batches[0]] * (seeds - len(batches))
+    return {key: np.stack([b[key] for b in batches]) for key in batches[0]}
+
+
+def _unstack(template, host, k, mesh):
+    """Seed `k` of the host copy `host` of a stacked state, as a replicated one-seed state."""
+    sharding = replicated(mesh)
+    return template.from_checkpoint_items(
+        jax.tree.map(
+            lambda x: jax.make_array_from_callback(x.shape[1:], sharding, x[k].__getitem__), host
+        )
+    )
 
 
 def plateaued(history: list, *, window: int, patience: int, min_delta: float) -> bool:
@@ -159,13 +245,12 @@ def _summary_writer(logdir: str):
     return SummaryWriter(logdir)
 
 
-def _summarise(pending, step, manager) -> dict:
-    """Means of the metrics since the last record; stops the run on a non-finite loss."""
-    values = jax.device_get(pending)
+def _summarise(values, k, step, manager) -> dict:
+    """Seed `k`'s metric means since its last record; stops the run on a non-finite loss."""
     record = {"step": step}
     for key in values[0]:
-        record[key] = float(np.mean([v[key] for v in values]))
-    if not all(math.isfinite(float(v["loss"])) for v in values):
+        record[key] = float(np.mean([v[key][k] for v in values]))
+    if not all(math.isfinite(float(v["loss"][k])) for v in values):
         last = manager.latest_step()
         kept = (
             f"the last good checkpoint (step {last}) is kept in {manager.directory}"

@@ -1,4 +1,5 @@
-"""Data parallelism with a device mesh: batches split on `data`, state replicated."""
+"""Data parallelism with a device mesh: batches split on `data`, state replicated; stacked seeds
+split on `seeds` (see `seed_mesh`)."""
 
 import jax
 import numpy as np
@@ -52,3 +53,44 @@ def host_copy(tree):
     program per array shape (5 s of a tiny run on 8 CPU devices) for arrays this small.
     """
     return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+def seed_mesh(mesh: Mesh, seed_shards: int) -> Mesh:
+    """A two-axis mesh (`seeds`, `data`) over `mesh`'s devices for stacked seeds: the seed axis is
+    split `seed_shards` ways within each process, the data axis spans the processes, so every
+    process holds every seed and a contiguous share of each seed's batch."""
+    devices = np.asarray(mesh.devices).ravel()
+    local = sum(d.process_index == devices[0].process_index for d in devices)
+    if local % seed_shards:
+        raise ConfigError(
+            f"{seed_shards} seed shards do not divide the {local} devices of each process"
+        )
+    per_process = devices.reshape(-1, seed_shards, local // seed_shards)
+    return Mesh(np.concatenate(list(per_process), axis=1), ("seeds", "data"))
+
+
+def seeds_sharding(mesh: Mesh) -> NamedSharding:
+    """Stacked states and per-seed values: the leading seed axis split on `seeds`."""
+    return NamedSharding(mesh, P("seeds"))
+
+
+def seeds_batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Stacked batches (seed, example, ...): seeds on `seeds`, each seed's batch on `data`."""
+    return NamedSharding(mesh, P("seeds", "data"))
+
+
+def shard_seeds_batch(batch: dict, mesh: Mesh) -> dict:
+    """This process's stacked numpy batch (every seed, its share of each) as global arrays."""
+    sharding = seeds_batch_sharding(mesh)
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
+    )
+
+
+def local_value(x) -> np.ndarray:
+    """The whole value of an array every process holds completely (replicated, or split over
+    this process's devices only), assembled from this process's shards."""
+    out = np.empty(x.shape, x.dtype)
+    for shard in x.addressable_shards:
+        out[shard.index] = np.asarray(shard.data)
+    return out

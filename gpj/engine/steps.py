@@ -11,8 +11,16 @@ compiled step evaluates the model with any set of channels ablated.
 import functools
 
 import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
-from gpj.engine.parallel import batch_sharding, replicated, shard_batch
+from gpj.engine.parallel import (
+    batch_sharding,
+    replicated,
+    seeds_batch_sharding,
+    seeds_sharding,
+    shard_batch,
+)
 
 
 def train_step(state, batch, *, objective):
@@ -29,6 +37,42 @@ def compile_train_step(objective, mesh):
         functools.partial(train_step, objective=objective),
         in_shardings=(replicated(mesh), batch_sharding(mesh)),
         out_shardings=(replicated(mesh), replicated(mesh)),
+        donate_argnums=0,
+    )
+
+
+def seeds_train_step(states, batches, active, *, objective, seed_mesh):
+    """`train_step` of every seed of a stacked state at once; a seed whose `active` is False keeps
+    its state (it has stopped, or fills an idle slot).
+
+    The seed axis is split over the mesh's `seeds` axis by `shard_map`, and each shard vmaps over
+    its own seeds, its batches split over `data` by the compiler. With one seed per shard the
+    vmapped convolutions are plain ones; with several they become grouped convolutions, which
+    GPUs and TPUs run well and XLA's CPU backend slowly (see `gpj.bench`'s `seeds`).
+    """
+
+    def one(state, batch, on):
+        new, metrics = train_step(state, batch, objective=objective)
+        return jax.tree.map(lambda a, b: jnp.where(on, a, b), new, state), metrics
+
+    return jax.shard_map(
+        jax.vmap(one),
+        mesh=seed_mesh,
+        in_specs=(P("seeds"), P("seeds"), P("seeds")),
+        out_specs=(P("seeds"), P("seeds")),
+        axis_names={"seeds"},
+        check_vma=False,
+    )(states, batches, active)
+
+
+def compile_seeds_train_step(objective, seed_mesh):
+    """`seeds_train_step` compiled once per seed count: states and metrics split on `seeds`,
+    batches on `seeds` and `data` (see `parallel.seed_mesh`), states donated."""
+    seeds = seeds_sharding(seed_mesh)
+    return jax.jit(
+        functools.partial(seeds_train_step, objective=objective, seed_mesh=seed_mesh),
+        in_shardings=(seeds, seeds_batch_sharding(seed_mesh), seeds),
+        out_shardings=(seeds, seeds),
         donate_argnums=0,
     )
 
