@@ -215,7 +215,10 @@ class _Program:
 
     def train_step(self, seeds: int):
         """(the train program for `seeds` stacked seeds, its seed mesh): the seeds split over as
-        many of each process's devices as divide their count, each seed's batch over the rest."""
+        many of each process's devices as divide their count, each seed's batch over the rest;
+        for one seed the plain train step (and no seed mesh)."""
+        if seeds not in self._train_steps and seeds == 1:  # no seed axis to stack or split
+            self._train_steps[1] = (engine.compile_train_step(self.objective, self.mesh), None)
         if seeds not in self._train_steps:
             seed_mesh = engine.seed_mesh(self.mesh, math.gcd(seeds, jax.local_device_count()))
             step = engine.compile_seeds_train_step(self.objective, seed_mesh)

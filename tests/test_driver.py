@@ -18,7 +18,8 @@ from gpj.experiments import EXPERIMENTS
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 # gpj's own programs (the rest are JAX's and orbax's small helpers).
 PROGRAMS = (
-    *("_init_state", "train_step", "every_cell_eval", "sweep_step", "shift_eval"),
+    *("_init_state", "train_step", "seeds_train_step", "every_cell_eval", "sweep_step"),
+    "shift_eval",
     *("latents_at", "region_eval", "<lambda>"),
 )
 
@@ -83,6 +84,36 @@ def test_each_program_compiles_once_per_run_kind(experiment, tmp_path, request):
         (again,) = [r for r in results["runs"] if r["seed"] == 0]
         for key in ("accuracy", "per_cell_accuracy", "history", "scores"):
             assert again[key] == expected[key], key
+
+
+def test_two_seeds_in_one_program_match_the_shared_runs(tiny_probe, tmp_path):
+    """`train.seeds_per_program=2`: the tiny probe's two GAPNet seeds trained side by side in one
+    compiled program, each in its own folder, against the same seeds one program each (seed 0: the
+    shared run; summation order aside, the same numbers)."""
+    args = [
+        "--config=configs/probe.py:tiny",
+        "--config.runs=('gapnet:location',)",
+        "--config.num_seeds=2",
+        "--config.train.seeds_per_program=2",
+    ]
+    results, counts = compile_counts(
+        lambda: EXPERIMENTS["probe"].run(parse_config(args), str(tmp_path))
+    )
+    assert counts["seeds_train_step"] == 1 and counts["train_step"] == 0
+    runs = {r["seed"]: r for r in results["runs"]}
+    assert all(r["program_seeds"] == [0, 1] for r in runs.values())
+    assert all((tmp_path / "gapnet-location" / f"seed{s}" / "checkpoints").is_dir() for s in runs)
+    shared = json.loads((tiny_probe[0] / "results.json").read_text())
+    alone = next(r for r in shared["runs"] if r["run_dir"].endswith("gapnet-location/seed0"))
+    assert alone["program_seeds"] == [0]
+    together = runs[0]
+    assert [h["step"] for h in together["history"]] == [h["step"] for h in alone["history"]]
+    np.testing.assert_allclose(
+        [h["loss"] for h in together["history"]][:2],
+        [h["loss"] for h in alone["history"]][:2],
+        rtol=1e-3,
+    )
+    assert abs(together["accuracy"] - alone["accuracy"]) <= 0.05
 
 
 def test_weights_come_from_init_then_from_the_runs_own_checkpoint(tiny_probe):

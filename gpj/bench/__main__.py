@@ -3,6 +3,7 @@
   train          gpj's GAPNet ResNet-18 train step vs the official code's PyTorch model
   scores         the one-pass position-score sweep vs a per-image loop
   canvas         device-side canvas construction vs a per-sample Python loop
+  seeds          S = 1, 2, 4, 8 seeds of the default probe model in one program vs one after another
   probe_default  wall time (cold, and with a warm compilation cache) and peak memory of the
                  default main job
 
@@ -14,7 +15,7 @@ import sys
 
 from absl import app, flags, logging
 
-from gpj.bench import canvas, probe_default, scores, train
+from gpj.bench import canvas, probe_default, scores, seeds, train
 from gpj.engine import cpu_devices
 from gpj.errors import ConfigError
 from gpj.report.common import markdown_table, write_json
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "scores": scores.run,
     "canvas": canvas.run,
     "probe_default": probe_default.run,
+    "seeds": seeds.run,
 }
 
 _ONLY = flags.DEFINE_list("only", [], "Benchmarks to run (default: all): " + ", ".join(BENCHMARKS))
@@ -33,7 +35,7 @@ _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", 0, "XLA CPU devices to split the cores into (0: one per core), as gpj.main."
 )
 # The batch sizes the benchmarks split over the devices: the train step's and the sweep's.
-_BATCH_SIZES = (train.BATCH_SIZE, scores.SWEEP_BATCH_SIZE)
+_BATCH_SIZES = (train.BATCH_SIZE, scores.SWEEP_BATCH_SIZE, seeds.BATCH_SIZE)
 
 
 def main(argv):

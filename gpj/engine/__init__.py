@@ -1,8 +1,16 @@
 """One training engine for every gpj experiment."""
 
-from gpj.engine.loop import Lane, fit, plateaued, restore
+from gpj.engine.loop import Lane, fit, plateaued, restore, stack_states
 from gpj.engine.optim import OPTIMIZERS, SCHEDULES, make_optimizer
-from gpj.engine.parallel import check_batch_size, make_mesh, replicated, seed_mesh, shard_batch
+from gpj.engine.parallel import (
+    check_batch_size,
+    make_mesh,
+    replicated,
+    seed_mesh,
+    seeds_sharding,
+    shard_batch,
+    shard_seeds_batch,
+)
 from gpj.engine.state import TrainState, compile_init, create_state
 from gpj.engine.steps import (
     compile_eval_step,
@@ -30,5 +38,8 @@ __all__ = [
     "replicated",
     "restore",
     "seed_mesh",
+    "seeds_sharding",
     "shard_batch",
+    "shard_seeds_batch",
+    "stack_states",
 ]

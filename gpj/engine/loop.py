@@ -15,7 +15,13 @@ import orbax.checkpoint as ocp
 import tqdm
 from absl import logging
 
-from gpj.engine.parallel import local_value, replicated, seeds_sharding, shard_seeds_batch
+from gpj.engine.parallel import (
+    local_value,
+    replicated,
+    seeds_sharding,
+    shard_batch,
+    shard_seeds_batch,
+)
 from gpj.errors import CheckpointError, TrainingDiverged
 
 
@@ -57,11 +63,13 @@ def fit(
 
     Args:
       lanes: `Lane`s, at most `seeds` of them; the program's other seeds are idle copies.
-      train_step: `steps.compile_seeds_train_step` for `seeds` seeds on `seed_mesh`.
+      train_step: `steps.compile_seeds_train_step` for `seeds` seeds on `seed_mesh`, or with one
+        seed and no seed mesh the plain `steps.compile_train_step`.
       seeds: the seed count the program was compiled for.
       num_steps: total number of steps of every run.
       mesh: the one-axis mesh of the lanes' replicated states (what `evaluate` gets).
-      seed_mesh: the (`seeds`, `data`) mesh of the stacked program (`parallel.seed_mesh`).
+      seed_mesh: the (`seeds`, `data`) mesh of the stacked program (`parallel.seed_mesh`), or
+        None for the plain program of one seed.
       log_every, checkpoint_every, keep_checkpoints: cadences and retention, per lane.
       desc: label for the progress bar.
       evaluate: one seed's state -> {metric: value} on held-out data, logged as `test_<metric>`
@@ -86,7 +94,10 @@ def fit(
         waiting = [run.start for run in runs if not run.stopped and run.start < num_steps]
         first = min(waiting, default=num_steps)
         template = runs[0].state
-        stacked = _stack([run.state for run in runs], seeds, seed_mesh)
+        plain = seed_mesh is None  # one seed, unstacked: the state has no seed axis
+        stacked = template if plain else stack_states([run.state for run in runs], seeds, seed_mesh)
+        # Host values with a leading seed axis, whichever the program.
+        local = (lambda x: local_value(x)[None]) if plain else local_value
         bar = tqdm.tqdm(
             total=num_steps,
             initial=first,
@@ -100,15 +111,20 @@ def fit(
             active = [not run.stopped and run.start <= step for run in runs]
             if not any(active):
                 break
-            batch = _stacked_batch([run.lane.batch_fn(step) for run in runs], seeds)
-            mask = np.asarray(active + [False] * (seeds - len(runs)))
-            stacked, metrics = train_step(
-                stacked,
-                shard_seeds_batch(batch, seed_mesh),
-                jax.make_array_from_callback(
-                    mask.shape, seeds_sharding(seed_mesh), mask.__getitem__
-                ),
-            )
+            if plain:
+                stacked, metrics = train_step(
+                    stacked, shard_batch(runs[0].lane.batch_fn(step), mesh)
+                )
+            else:
+                batch = _stacked_batch([run.lane.batch_fn(step) for run in runs], seeds)
+                mask = np.asarray(active + [False] * (seeds - len(runs)))
+                stacked, metrics = train_step(
+                    stacked,
+                    shard_seeds_batch(batch, seed_mesh),
+                    jax.make_array_from_callback(
+                        mask.shape, seeds_sharding(seed_mesh), mask.__getitem__
+                    ),
+                )
             pending.append((metrics, active))
             done = step + 1
             bar.update(1)
@@ -116,9 +132,9 @@ def fit(
             save = done % checkpoint_every == 0 or done == num_steps
             if not (save or check or done % log_every == 0):
                 continue
-            values = [(jax.tree.map(local_value, m), on) for m, on in pending]
+            values = [(jax.tree.map(local, m), on) for m, on in pending]
             pending = []
-            host = jax.tree.map(local_value, stacked.checkpoint_items()) if save or check else None
+            host = jax.tree.map(local, stacked.checkpoint_items()) if save or check else None
             for k, run in enumerate(runs):
                 if not active[k]:
                     continue
@@ -134,7 +150,7 @@ def fit(
                     items = jax.tree.map(operator.itemgetter(k), host)
                     run.manager.save(done, args=ocp.args.StandardSave(items))
         if first < num_steps:  # the trained seeds' final states, unstacked
-            host = jax.tree.map(local_value, stacked.checkpoint_items())
+            host = jax.tree.map(local, stacked.checkpoint_items())
             for k, run in enumerate(runs):
                 if run.start < num_steps:
                     run.state = _unstack(template, host, k, mesh)
@@ -169,7 +185,7 @@ class _Run:
             self.writer.close()
 
 
-def _stack(states, seeds, seed_mesh):
+def stack_states(states, seeds, seed_mesh):
     """The states stacked on a leading seed axis of `seeds` (the first state again in the idle
     slots), split on the seed mesh's `seeds` axis."""
     items = [jax.tree.map(local_value, s.checkpoint_items()) for s in states]
