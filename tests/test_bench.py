@@ -7,7 +7,7 @@ import pytest
 from conftest import gpj_command
 
 from gpj import models
-from gpj.bench import canvas, probe_default, train
+from gpj.bench import canvas, experiment, probe_default, train
 
 
 @pytest.mark.parametrize("library", ["torch", "numpy"])
@@ -53,18 +53,41 @@ def test_flop_count_matches_the_layer_formulas():
     assert train.count_flops(jaxpr.jaxpr) == 2 * (2 * 8 * 8 * 4 * 3 * 3 * 3) + 2 * (2 * 5 * 4)
 
 
-def test_torch_reference_has_gpjs_architecture():
-    """The PyTorch model of the train benchmark has exactly the weights of gpj's model."""
+@pytest.mark.parametrize(
+    "head, width, channels", [("gapnet", 1.0, 3), ("gapnet", 0.25, 1), ("permutenet", 0.25, 1)]
+)
+def test_torch_reference_has_gpjs_architecture(head, width, channels):
+    """The PyTorch models of the train and experiment benchmarks have exactly the weights of
+    gpj's models: the train bench's GAPNet, and the default main job's GAPNet and PermuteNet."""
     torch = pytest.importorskip("torch")
     from gpj.bench import torch_reference
 
-    reference = torch_reference.GAPNetResNet18(num_classes=9)
-    model = models.build_model("resnet18", num_classes=9, width=1.0, stem="paper")
+    reference = torch_reference.ResNet18(
+        num_classes=9, in_channels=channels, width=int(64 * width), head=head
+    )
+    model = models.build_model("resnet18", num_classes=9, width=width, stem="paper", head=head)
     shapes = jax.eval_shape(
-        lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 96, 96, 3)), train=False)
+        lambda: model.init(
+            {"params": jax.random.PRNGKey(0), "permute": jax.random.PRNGKey(0)},
+            jnp.zeros((1, 96, 96, channels)),
+            train=False,
+        )
     )
     jax_sizes = sorted(int(np.prod(a.shape)) for a in jax.tree.leaves(shapes["params"]))
     torch_sizes = sorted(p.numel() for p in reference.parameters())
     assert jax_sizes == torch_sizes
-    logits = reference(torch.zeros(2, 3, 96, 96))
+    logits = reference(torch.zeros(2, channels, 96, 96))
     assert tuple(logits.shape) == (2, 9)
+
+
+def test_experiment_bench_counts_each_programs_training_once():
+    rows = [
+        {"head": "gapnet", "task": "location", "seed": 0, "program_seeds": [0, 1]},
+        {"head": "gapnet", "task": "location", "seed": 1, "program_seeds": [0, 1]},
+        {"head": "gapnet", "task": "location", "seed": 2, "program_seeds": [2]},
+        {"head": "permutenet", "task": "location", "seed": 0, "program_seeds": [0, 1]},
+        {"head": "permutenet", "task": "location", "seed": 1, "program_seeds": [0, 1]},
+    ]
+    times = [10.0, 10.0, 6.0, 12.0, 12.0]
+    runs = [{**row, "train_time_s": t} for row, t in zip(rows, times)]
+    assert experiment.training_time({"runs": runs}) == 28.0

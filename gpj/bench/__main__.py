@@ -4,6 +4,8 @@
   scores         the one-pass position-score sweep vs a per-image loop
   canvas         device-side canvas construction vs a per-sample Python loop
   seeds          S = 1, 2, 4, 8 seeds of the default probe model in one program vs one after another
+  experiment     the default main job's training (all runs and seeds) vs the official code's way
+                 (a PyTorch model of it training the same runs and seeds one after another)
   probe_default  wall time (cold, and with a warm compilation cache) and peak memory of the
                  default main job
 
@@ -15,7 +17,7 @@ import sys
 
 from absl import app, flags, logging
 
-from gpj.bench import canvas, probe_default, scores, seeds, train
+from gpj.bench import canvas, experiment, probe_default, scores, seeds, train
 from gpj.engine import cpu_devices
 from gpj.errors import ConfigError
 from gpj.report.common import markdown_table, write_json
@@ -26,6 +28,7 @@ BENCHMARKS = {
     "canvas": canvas.run,
     "probe_default": probe_default.run,
     "seeds": seeds.run,
+    "experiment": experiment.run,
 }
 
 _ONLY = flags.DEFINE_list("only", [], "Benchmarks to run (default: all): " + ", ".join(BENCHMARKS))

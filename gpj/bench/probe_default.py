@@ -22,7 +22,7 @@ GOAL_WALL_S = 300
 GOAL_PEAK_RSS_GIB = 3.0
 
 
-def _run_job(root: str, argv: list) -> tuple[float, int, dict]:
+def run_job(root: str, argv: list) -> tuple[float, int, dict]:
     """(wall seconds, peak KiB, results.json) of one `python ARGV` in a fresh workdir."""
     workdir = tempfile.mkdtemp(prefix="gpj-probe-default-")
     try:
@@ -38,7 +38,7 @@ def _run_job(root: str, argv: list) -> tuple[float, int, dict]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _repository_root() -> str:
+def repository_root() -> str:
     """The folder holding `configs/probe.py`: gpj's repository, else the current directory."""
     for root in (os.path.dirname(os.path.dirname(os.path.abspath(gpj.__file__))), os.getcwd()):
         if os.path.isfile(os.path.join(root, CONFIG)):
@@ -81,14 +81,14 @@ def run(repeats: int, args=()) -> dict:
     go after the default arguments; one of the form `--config=...` replaces the default config
     (e.g. `--config=configs/probe.py:tiny`)."""
     del repeats
-    root = _repository_root()
+    root = repository_root()
     args = list(args)
     config = [] if any(a.startswith("--config=") for a in args) else [f"--config={CONFIG}"]
     argv = ["-m", "gpj.main", *config, *args]
     cache = tempfile.mkdtemp(prefix="gpj-probe-default-cache-")
     try:
         (wall_s, peak_kib, results), (warm_s, _, again) = (
-            _run_job(root, [*argv, f"--compilation_cache={cache}"]) for _ in range(2)
+            run_job(root, [*argv, f"--compilation_cache={cache}"]) for _ in range(2)
         )
     finally:
         shutil.rmtree(cache, ignore_errors=True)

@@ -1,8 +1,9 @@
-"""The official code's GAPNet ResNet-18 in PyTorch, for the `train` benchmark (needs the torch extra).
+"""The official code's ResNet-18 GAPNet and PermuteNet in PyTorch, for the `train` and
+`experiment` benchmarks (needs the torch extra).
 
 torchvision's ResNet-18 layout with the paper's stem (7x7/2 conv, BN, ReLU, no max-pool), then the
-GAPNet head: a 3x3 conv with bias to the classes and a global average pool. NCHW, float32, as the
-official code runs it.
+GAPNet head (a 3x3 conv with bias to the classes and a global average pool) or the PermuteNet head.
+NCHW, float32, as the official code runs it.
 """
 
 import torch
@@ -29,30 +30,44 @@ class BasicBlock(nn.Module):
         return F.relu(y + (x if self.downsample is None else self.downsample(x)))
 
 
-class GAPNetResNet18(nn.Module):
-    def __init__(self, num_classes: int, in_channels: int = 3):
+class ResNet18(nn.Module):
+    """ResNet-18 with the paper's stem and `width` channels in its first stage (64 in the paper),
+    then the official code's GAPNet head (3x3 conv to the classes, global average pool) or its
+    PermuteNet head (global average pool, a fresh channel permutation at every forward, linear)."""
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: int = 64, head="gapnet"):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        blocks, inplanes = [], 64
-        for stage, planes in enumerate((64, 128, 256, 512)):
+        self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        blocks, inplanes = [], width
+        for stage in range(4):
+            planes = width * 2**stage
             blocks += [
                 BasicBlock(inplanes, planes, 1 if stage == 0 else 2),
                 BasicBlock(planes, planes),
             ]
             inplanes = planes
         self.layers = nn.Sequential(*blocks)
-        self.head = nn.Conv2d(512, num_classes, 3, 1, 1)
+        self.head_name = head
+        if head == "gapnet":
+            self.head = nn.Conv2d(inplanes, num_classes, 3, 1, 1)
+        else:
+            self.head = nn.Linear(inplanes, num_classes)
 
     def forward(self, x):
         x = self.layers(F.relu(self.bn1(self.conv1(x))))
-        return self.head(x).mean(dim=(2, 3))
+        if self.head_name == "gapnet":
+            return self.head(x).mean(dim=(2, 3))
+        x = x.mean(dim=(2, 3))
+        return self.head(x[:, torch.randperm(x.shape[1])])
 
 
-def make_train_step(num_classes: int, learning_rate: float, betas: tuple[float, float]):
+def make_train_step(
+    num_classes: int, learning_rate: float, betas: tuple[float, float], **model_args
+):
     """A train step `step(canvases, labels) -> loss` of the official code's loop: zero_grad,
-    forward, cross-entropy, backward, Adam step."""
-    model = GAPNetResNet18(num_classes).train()
+    forward, cross-entropy, backward, Adam step. `model_args` go to `ResNet18`."""
+    model = ResNet18(num_classes, **model_args).train()
     optimizer = torch.optim.Adam(model.parameters(), learning_rate, betas=betas)
 
     def step(canvases, labels):

@@ -69,7 +69,7 @@ def train(**overrides) -> ml_collections.ConfigDict:
     c.stop_on_plateau = False
     # Seeds trained side by side in one compiled program (stacked on a seed axis, vmapped); the
     # results do not depend on it, up to float summation order.
-    c.seeds_per_program = 1
+    c.seeds_per_program = 2
     c.plateau_patience = 2
     c.plateau_min_delta = 0.01
     c.update(overrides)
