@@ -57,14 +57,31 @@ TX = engine.make_optimizer(optim_config(), 0)  # constant learning rate: no step
 
 
 @functools.cache
-def compiled(mesh, objective=LOCATION):
+def compiled(mesh, objective=LOCATION, seeds=1):
     """Compiled steps shared by the tests, as an experiment shares them across seeds: the train
-    step of one stacked seed, its seed mesh and the every-cell eval step."""
+    step of `seeds` stacked seeds, its seed mesh and the every-cell eval step."""
     eval_step = engine.compile_eval_step(
         functools.partial(every_cell_eval, grid_size=GRID, target="location"), mesh
     )
-    seed_mesh = engine.seed_mesh(mesh, 1)
+    seed_mesh = engine.seed_mesh(mesh, math.gcd(seeds, mesh.devices.size))
     return engine.compile_seeds_train_step(objective, seed_mesh), seed_mesh, eval_step
+
+
+def fit_lanes(lanes, mesh, seeds, num_steps=12, objective=LOCATION, **kw):
+    """`engine.fit` of `lanes` in a program of `seeds` seeds, with the tests' cadences."""
+    step_fn, seed_mesh, _ = compiled(mesh, objective, seeds)
+    return engine.fit(
+        lanes,
+        step_fn,
+        seeds=seeds,
+        num_steps=num_steps,
+        mesh=mesh,
+        seed_mesh=seed_mesh,
+        log_every=2,
+        checkpoint_every=4,
+        keep_checkpoints=2,
+        **kw,
+    )
 
 
 def make_run(model, dataset, mesh, objective=LOCATION, seed=0):
@@ -85,19 +102,7 @@ def fit(run_dir, model, dataset, mesh, num_steps=12, objective=LOCATION, **kw):
     lane = engine.Lane(
         state, kw.pop("batch_fn", batch_fn), str(run_dir), kw.pop("fingerprint", {"test": 1})
     )
-    step_fn, seed_mesh, _ = compiled(mesh, objective)
-    ((state, history),) = engine.fit(
-        [lane],
-        step_fn,
-        seeds=1,
-        num_steps=num_steps,
-        mesh=mesh,
-        seed_mesh=seed_mesh,
-        log_every=2,
-        checkpoint_every=4,
-        keep_checkpoints=2,
-        **kw,
-    )
+    ((state, history),) = fit_lanes([lane], mesh, 1, num_steps, objective, **kw)
     return state, history
 
 
@@ -372,24 +377,13 @@ def fit_seeds(run_dirs, model, dataset, mesh, seeds, num_steps=12, calls=None):
             return batch_fn(step)
 
         lanes.append(engine.Lane(state, drawn, str(run_dir), {"seed": seed}))
-    seed_mesh = engine.seed_mesh(mesh, math.gcd(seeds, mesh.devices.size))
-    return engine.fit(
-        lanes,
-        engine.compile_seeds_train_step(LOCATION, seed_mesh),
-        seeds=seeds,
-        num_steps=num_steps,
-        mesh=mesh,
-        seed_mesh=seed_mesh,
-        log_every=2,
-        checkpoint_every=4,
-        keep_checkpoints=2,
-    )
+    return fit_lanes(lanes, mesh, seeds, num_steps)
 
 
 def test_a_seed_among_others_equals_the_seed_alone(tmp_path, model, dataset):
     """Seeds 0 and 1 in one program of two seeds, and of four (two idle slots), against each seed
-    alone: the same batches in the
-    same order and the same random streams exactly, the same numbers to float summation order."""
+    alone: the same batches in the same order and the same random streams exactly, the same
+    numbers to float summation order."""
     mesh = engine.make_mesh()
     calls = {}
     alone = []

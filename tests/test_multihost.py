@@ -18,6 +18,8 @@ def test_two_processes_match_one_process_and_write_one_result(tiny_probe, tmp_pa
     """The tiny probe's GAPNet, trained by 2 processes of 4 CPU devices each, against the shared
     1-process run on 8 devices: same global batch, seed and device count, only the processes
     differ. Each process feeds its own half of every batch; CPU collectives go through gloo.
+    Two seeds share one program here (the seed axis split over each process's devices, the data
+    axis over the processes); seed 0 is compared with the shared run's one-seed program.
     Started by launch/local_multiprocess.sh, which prefixes process 1's lines."""
     one_process, _ = tiny_probe
     workdir = tmp_path / "two"
@@ -33,6 +35,8 @@ def test_two_processes_match_one_process_and_write_one_result(tiny_probe, tmp_pa
             "2",
             "--config=configs/probe.py:tiny",
             "--config.runs=('gapnet:location',)",
+            "--config.num_seeds=2",
+            "--config.train.seeds_per_program=2",
             f"--workdir={workdir}",
         ],
         check=False,
@@ -50,6 +54,7 @@ def test_two_processes_match_one_process_and_write_one_result(tiny_probe, tmp_pa
     one = json.loads((one_process / "results.json").read_text())
     assert two["environment"]["process_count"] == 2
     assert two["environment"]["device_count"] == one["environment"]["device_count"] == 8
+    assert [(r["seed"], r["program_seeds"]) for r in two["runs"]] == [(0, [0, 1]), (1, [0, 1])]
     run_two = two["runs"][0]
     run_one = next(r for r in one["runs"] if (r["head"], r["task"]) == ("gapnet", "location"))
     assert [h["step"] for h in run_two["history"]] == [h["step"] for h in run_one["history"]]

@@ -45,16 +45,6 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
     )
 
 
-def host_copy(tree):
-    """Host numpy copies of replicated arrays, from this process's first shard of each.
-
-    The engine's checkpoints save these: orbax writes numpy arrays from one process as they are,
-    whereas it would split each replicated jax.Array into one slice per device, compiling a slice
-    program per array shape (5 s of a tiny run on 8 CPU devices) for arrays this small.
-    """
-    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
-
-
 def seed_mesh(mesh: Mesh, seed_shards: int) -> Mesh:
     """A two-axis mesh (`seeds`, `data`) over `mesh`'s devices for stacked seeds: the seed axis is
     split `seed_shards` ways within each process, the data axis spans the processes, so every
@@ -89,7 +79,11 @@ def shard_seeds_batch(batch: dict, mesh: Mesh) -> dict:
 
 def local_value(x) -> np.ndarray:
     """The whole value of an array every process holds completely (replicated, or split over
-    this process's devices only), assembled from this process's shards."""
+    this process's devices only), assembled from this process's shards.
+
+    The engine's checkpoints save these host copies: orbax writes numpy arrays from one process
+    as they are, whereas it would split each replicated jax.Array into one slice per device,
+    compiling a slice program per array shape (5 s of a tiny run on 8 CPU devices)."""
     out = np.empty(x.shape, x.dtype)
     for shard in x.addressable_shards:
         out[shard.index] = np.asarray(shard.data)
