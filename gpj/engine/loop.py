@@ -149,6 +149,10 @@ def fit(
                 if save or run.stopped:
                     items = jax.tree.map(operator.itemgetter(k), host)
                     run.manager.save(done, args=ocp.args.StandardSave(items))
+                    if len(runs) > 1:
+                        # One seed's save at a time: with several processes, two managers'
+                        # saves in flight at once can wait on each other's barriers for ever.
+                        run.manager.wait_until_finished()
         if first < num_steps:  # the trained seeds' final states, unstacked
             host = jax.tree.map(local, stacked.checkpoint_items())
             for k, run in enumerate(runs):
