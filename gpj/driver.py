@@ -311,9 +311,9 @@ def _fit(kind, program, group, workdir, mesh):
         eval_every=eval_every,
         stop=functools.partial(engine.plateaued, **plateau) if plateau else None,
     )
+    elapsed = time.time() - started  # the group's: its seeds share every step
     for r, (state, history) in zip(group, finished):
-        r.update(state=state, history=history, program_seeds=seeds)
-        r["train_time_s"] = time.time() - started
+        r.update(state=state, history=history, program_seeds=seeds, train_time_s=elapsed)
 
 
 def _batch(data, batch_size, seed, step) -> dict:

@@ -35,7 +35,7 @@ def _torch():
     return torch
 
 
-def _loop_canvases(lib, images, cells, grid_size: int):
+def loop_canvases(lib, images, cells, grid_size: int):
     """The official code's way: one zero canvas per sample, the image sliced into its cell, then
     the batch stacked. `lib` is torch or numpy, `images` (C, H, W) arrays of that library."""
     out = []
@@ -64,11 +64,11 @@ def _compare(lib, batch_size: int, repeats: int, seed: int = 0) -> dict:
 
     def loop():
         cells = [random.randrange(GRID_SIZE * GRID_SIZE) for _ in host_images]
-        return _loop_canvases(lib, host_images, cells, GRID_SIZE)
+        return loop_canvases(lib, host_images, cells, GRID_SIZE)
 
     # The same cells on both sides: the ones `device_canvases` draws from `key`.
     cells = np.asarray(canvas.random_cells(key, batch_size, GRID_SIZE)).tolist()
-    looped = np.asarray(_loop_canvases(lib, host_images, cells, GRID_SIZE)).transpose(0, 2, 3, 1)
+    looped = np.asarray(loop_canvases(lib, host_images, cells, GRID_SIZE)).transpose(0, 2, 3, 1)
     pasted = np.asarray(device_canvases(key, device_images))
     rate = interleaved_rates(
         {

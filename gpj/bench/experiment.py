@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from gpj.bench import probe_default
+from gpj.bench import canvas, probe_default
 from gpj.bench.timing import torch_on_every_core
 from gpj.configs import probe
 from gpj.data import batches, sources
@@ -42,7 +42,7 @@ def _torch_training(config) -> float:
     data = sources.load_dataset(c.data.name, image_size=c.data.image_size, channels=c.data.channels)
     images = torch.from_numpy(np.ascontiguousarray(data.train_images.transpose(0, 3, 1, 2)))
     labels = torch.from_numpy(data.train_labels.astype(np.int64))
-    n, size, grid = len(labels), c.data.image_size, c.data.grid_size
+    n, grid = len(labels), c.data.grid_size
     steps = c.train.num_epochs * batches.steps_per_epoch(n, c.train.batch_size)
     width = int(64 * c.model.width)
     started = time.perf_counter()
@@ -62,12 +62,7 @@ def _torch_training(config) -> float:
             for s in range(steps):
                 idx = torch.from_numpy(batches.train_batch_indices(n, c.train.batch_size, seed, s))
                 cells = torch.randint(0, grid * grid, (len(idx),))
-                canvases = torch.zeros(len(idx), c.data.channels, grid * size, grid * size)
-                for i, (j, cell) in enumerate(zip(idx.tolist(), cells.tolist())):
-                    row, col = divmod(cell, grid)
-                    canvases[i, :, row * size : (row + 1) * size, col * size : (col + 1) * size] = (
-                        images[j]
-                    )
+                canvases = canvas.loop_canvases(torch, images[idx], cells.tolist(), grid)
                 step(canvases, cells if task == "location" else labels[idx])
     return time.perf_counter() - started
 

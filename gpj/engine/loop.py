@@ -116,7 +116,9 @@ def fit(
                     stacked, shard_batch(runs[0].lane.batch_fn(step), mesh)
                 )
             else:
-                batch = _stacked_batch([run.lane.batch_fn(step) for run in runs], seeds)
+                batch = _stacked_batch(
+                    [run.lane.batch_fn(step) for run, on in zip(runs, active) if on], seeds, active
+                )
                 mask = np.asarray(active + [False] * (seeds - len(runs)))
                 stacked, metrics = train_step(
                     stacked,
@@ -203,10 +205,13 @@ def stack_states(states, seeds, seed_mesh):
     return states[0].from_checkpoint_items(jax.tree.map(put, *items))
 
 
-def _stacked_batch(batches: list, seeds: int) -> dict:
-    """The lanes' numpy batches stacked on a leading seed axis (the first again in idle slots)."""
-    batches = batches + [batches[0]] * (seeds - len(batches))
-    return {key: np.stack([b[key] for b in batches]) for key in batches[0]}
+def _stacked_batch(batches: list, seeds: int, active: list) -> dict:
+    """The active lanes' numpy batches stacked on a leading seed axis, in lane order; inactive
+    lanes and idle slots get the first active lane's batch (their results are discarded)."""
+    given = iter(batches)
+    order = [next(given) if on else None for on in active] + [None] * (seeds - len(active))
+    order = [b if b is not None else batches[0] for b in order]
+    return {key: np.stack([b[key] for b in order]) for key in batches[0]}
 
 
 def _unstack(template, host, k, mesh):
