@@ -1,5 +1,7 @@
 """Tests of `gpj.bench`: both sides of a benchmark compute the same thing, and bad input fails."""
 
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +10,7 @@ from conftest import gpj_command
 
 from gpj import models
 from gpj.bench import canvas, experiment, probe_default, train
+from gpj.bench.timing import interleaved_rates
 
 
 @pytest.mark.parametrize("library", ["torch", "numpy"])
@@ -20,6 +23,24 @@ def test_canvas_bench_sides_build_the_same_canvases(library, monkeypatch):
     assert result["loop_library"] == library
     assert result["max_abs_diff"] == 0.0
     assert result["ratio"] > 0 and result["batch_size"] == 6
+
+
+@pytest.mark.parametrize("min_round_s", [0.0, 0.1])
+def test_short_calls_are_timed_back_to_back_for_min_round_s(min_round_s):
+    calls = []
+
+    def side():
+        calls.append(time.perf_counter())
+        time.sleep(0.01)
+        return jnp.zeros(())
+
+    rates = interleaved_rates({"side": (side, 10)}, repeats=3, min_round_s=min_round_s)
+    if min_round_s == 0:
+        assert len(calls) == 1 + 3  # warm-up, then one call per round
+    else:  # warm-up, a call that sizes the turns, then ~10 calls per round
+        per_round = (len(calls) - 2) / 3
+        assert per_round == int(per_round) and 5 <= per_round <= 10
+    assert 500 < rates["side"] <= 1000  # 10 items per call of a little over 10 ms
 
 
 def test_probe_default_bench_reports_the_jobs_error():

@@ -1,5 +1,6 @@
 """The README's result tables are exactly what the result files in results/ render."""
 
+import json
 import os
 import re
 
@@ -13,9 +14,24 @@ def test_readme_tables_are_rendered_from_the_result_files():
         text = f.read()
     names = re.findall(r"<!-- results: (\w+) -->", text)
     assert {"paper", "probe", "paper_attack"} <= set(names)
+    benches = re.findall(r"<!-- bench: (\w+) -->", text)
+    assert {"seeds", "experiment", "train"} <= set(benches)
     assert readme.render(text) == text, "run python -m gpj.report.readme"
 
 
 def test_a_block_without_its_result_file_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"README block 'probe' needs .*probe\.json"):
         readme.render("<!-- results: probe -->\n<!-- /results -->\n", str(tmp_path))
+
+
+def test_a_bench_block_is_the_benchmark_file_as_a_table(tmp_path):
+    (tmp_path / "results").mkdir()
+    measured = {"seeds": {"images_per_s_S1": 721.06, "repeats": 5, "cpu": "X", "jax": "0.1"}}
+    with open(tmp_path / "results" / "bench_seeds.json", "w") as f:
+        json.dump(measured, f)
+    text = readme.render(
+        "before\n<!-- bench: seeds -->\nstale\n<!-- /bench -->\nafter\n", str(tmp_path)
+    )
+    assert "stale" not in text and text.startswith("before\n") and text.endswith("after\n")
+    assert "| seeds | images_per_s_S1 | 721.1 |" in text and "| seeds | repeats | 5 |" in text
+    assert "`python -m gpj.bench --only=seeds`, on X, jax 0.1." in text

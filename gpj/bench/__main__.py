@@ -9,7 +9,9 @@
   probe_default  wall time (cold, and with a warm compilation cache) and peak memory of the
                  default main job
 
-Results are printed as a table and, with --out, written as JSON ({name: {metric: value}}).
+Results are printed as a table and, with --out, written as JSON ({name: {metric: value}}), each
+benchmark with the CPU and jax version it ran on; the README renders its tables from such files
+in results/ (`python -m gpj.report.readme`).
 """
 
 import os
@@ -17,10 +19,11 @@ import sys
 
 from absl import app, flags, logging
 
+from gpj import provenance
 from gpj.bench import canvas, experiment, probe_default, scores, seeds, train
 from gpj.engine import cpu_devices
 from gpj.errors import ConfigError
-from gpj.report.common import markdown_table, write_json
+from gpj.report.common import metrics_table, write_json
 
 BENCHMARKS = {
     "train": train.run,
@@ -41,6 +44,12 @@ _CPU_DEVICES = flags.DEFINE_integer(
 _BATCH_SIZES = (train.BATCH_SIZE, scores.SWEEP_BATCH_SIZE, seeds.BATCH_SIZE)
 
 
+def _machine() -> dict:
+    """Where a benchmark ran, kept with its numbers (absolute times depend on it)."""
+    env = provenance.environment()
+    return {"cpu": env["cpu"], "jax": env["packages"]["jax"]}
+
+
 def main(argv):
     del argv
     if not flags.FLAGS["verbosity"].present:
@@ -58,16 +67,11 @@ def main(argv):
         sys.exit(f"error: {e}")
     results = {}
     for name in _ONLY.value or list(BENCHMARKS):
-        results[name] = BENCHMARKS[name](_REPEATS.value)
+        results[name] = {**BENCHMARKS[name](_REPEATS.value), **_machine()}
         if _OUT.value:  # written after each benchmark, so a later failure loses nothing
             os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
             write_json(results, _OUT.value)
-    rows = [
-        [name, key, f"{v:.4g}" if isinstance(v, float) else v]
-        for name, metrics in results.items()
-        for key, v in metrics.items()
-    ]
-    print(markdown_table(["benchmark", "metric", "value"], rows))
+    print(metrics_table(results))
 
 
 if __name__ == "__main__":

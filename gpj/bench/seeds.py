@@ -18,6 +18,9 @@ SEEDS = (1, 2, 4, 8)
 BATCH_SIZE = 48
 IMAGE_SIZE = 16
 GRID_SIZE = 3
+# Each side's turn in a round: steps back to back for about this long, as in training (a single
+# step after another program's ran up to 1.4x slower).
+ROUND_S = 2.0
 
 
 def _side(seeds: int):
@@ -60,7 +63,7 @@ def _side(seeds: int):
 
 
 def run(repeats: int) -> dict:
-    rates = interleaved_rates({f"S={s}": _side(s) for s in SEEDS}, repeats)
+    rates = interleaved_rates({f"S={s}": _side(s) for s in SEEDS}, repeats, min_round_s=ROUND_S)
     one = rates["S=1"]
     out = {}
     for s in SEEDS:
@@ -69,6 +72,7 @@ def run(repeats: int) -> dict:
     return {
         **out,
         "repeats": repeats,
+        "round_s": ROUND_S,
         "model": "GAPNet ResNet-18 (width 0.25, paper stem), 48x48 canvases, batch 48 per seed, Adam",
         "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
     }

@@ -22,6 +22,16 @@ def markdown_table(header, rows) -> str:
     return "\n".join(lines)
 
 
+def metrics_table(results: dict) -> str:
+    """Benchmark results ({benchmark: {metric: value}}) as one markdown table."""
+    rows = [
+        [name, key, f"{v:.4g}" if isinstance(v, float) else v]
+        for name, metrics in results.items()
+        for key, v in metrics.items()
+    ]
+    return markdown_table(["benchmark", "metric", "value"], rows)
+
+
 def pct(mean, std=None) -> str:
     """A fraction as a percentage, with ± std when given."""
     return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")

@@ -2,7 +2,9 @@
 
 Each block between `<!-- results: NAME -->` and `<!-- /results -->` in README.md is the headline
 table of `results/NAME.json` (a default run's results.json), with the command, machine and wall
-time it came from. Text and runs cannot drift: a test checks that the README is what this renders.
+time it came from; each block between `<!-- bench: NAME -->` and `<!-- /bench -->` is the table of
+`results/bench_NAME.json` (`python -m gpj.bench --only=NAME --out=...`). Text and runs cannot
+drift: a test checks that the README is what this renders.
 
   python -m gpj.report.readme            # rewrites the README's result blocks
   python -m gpj.report.readme --check    # exits 1 when README and result files disagree
@@ -14,9 +16,10 @@ import re
 import sys
 
 from gpj import report
+from gpj.report.common import metrics_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
+BLOCK = re.compile(r"(<!-- (results|bench): (\w+) -->\n)(.*?)(<!-- /\2 -->)", re.DOTALL)
 
 
 def source_line(name: str, results: dict) -> str:
@@ -32,18 +35,35 @@ def source_line(name: str, results: dict) -> str:
     )
 
 
-def block(name: str, root: str = ROOT) -> str:
-    path = os.path.join(root, "results", f"{name}.json")
+def _load(name: str, file: str, root: str) -> dict:
+    path = os.path.join(root, "results", file)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"README block {name!r} needs {path}, which does not exist")
     with open(path) as f:
-        results = json.load(f)
+        return json.load(f)
+
+
+def block(name: str, root: str = ROOT) -> str:
+    results = _load(name, f"{name}.json", root)
     return f"{report.table(results)}\n\n{source_line(name, results)}\n"
 
 
+def bench_block(name: str, root: str = ROOT) -> str:
+    results = _load(name, f"bench_{name}.json", root)
+    where = ", ".join(sorted({f"{m['cpu']}, jax {m['jax']}" for m in results.values()}))
+    return (
+        f"{metrics_table(results)}\n\n*From [`results/bench_{name}.json`]"
+        f"(results/bench_{name}.json): `python -m gpj.bench --only={','.join(results)}`, "
+        f"on {where}.*\n"
+    )
+
+
 def render(readme: str, root: str = ROOT) -> str:
-    """`readme` with every result block rendered afresh from `root`/results/."""
-    return BLOCK.sub(lambda m: m.group(1) + block(m.group(2), root) + m.group(4), readme)
+    """`readme` with every result and benchmark block rendered afresh from `root`/results/."""
+    kinds = {"results": block, "bench": bench_block}
+    return BLOCK.sub(
+        lambda m: m.group(1) + kinds[m.group(2)](m.group(3), root) + m.group(5), readme
+    )
 
 
 def main(argv) -> int:
