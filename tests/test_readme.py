@@ -26,7 +26,15 @@ def test_a_block_without_its_result_file_names_the_file(tmp_path):
 
 def test_a_bench_block_is_the_benchmark_file_as_a_table(tmp_path):
     (tmp_path / "results").mkdir()
-    measured = {"seeds": {"images_per_s_S1": 721.06, "repeats": 5, "cpu": "X", "jax": "0.1"}}
+    measured = {
+        "seeds": {
+            "images_per_s_S1": 721.06,
+            "canvases_per_s": 94113.2,
+            "repeats": 5,
+            "cpu": "X",
+            "jax": "0.1",
+        }
+    }
     with open(tmp_path / "results" / "bench_seeds.json", "w") as f:
         json.dump(measured, f)
     text = readme.render(
@@ -34,4 +42,5 @@ def test_a_bench_block_is_the_benchmark_file_as_a_table(tmp_path):
     )
     assert "stale" not in text and text.startswith("before\n") and text.endswith("after\n")
     assert "| seeds | images_per_s_S1 | 721.1 |" in text and "| seeds | repeats | 5 |" in text
+    assert "| seeds | canvases_per_s | 94,113 |" in text
     assert "`python -m gpj.bench --only=seeds`, on X, jax 0.1." in text

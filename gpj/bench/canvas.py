@@ -24,6 +24,8 @@ from gpj.data import canvas
 IMAGE_SIZE = 32
 CHANNELS = 3
 GRID_SIZE = 3
+# Each side's turn in a round: calls back to back for about this long (a call takes a millisecond).
+ROUND_S = 0.5
 
 
 def _torch():
@@ -76,6 +78,7 @@ def _compare(lib, batch_size: int, repeats: int, seed: int = 0) -> dict:
             "loop": (loop, batch_size),
         },
         repeats,
+        min_round_s=ROUND_S,
     )
     return {
         "ratio": rate["device"] / rate["loop"],

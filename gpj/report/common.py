@@ -24,10 +24,14 @@ def markdown_table(header, rows) -> str:
 
 def metrics_table(results: dict) -> str:
     """Benchmark results ({benchmark: {metric: value}}) as one markdown table."""
+
+    def value(v):
+        if not isinstance(v, float):
+            return v
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
     rows = [
-        [name, key, f"{v:.4g}" if isinstance(v, float) else v]
-        for name, metrics in results.items()
-        for key, v in metrics.items()
+        [name, key, value(v)] for name, metrics in results.items() for key, v in metrics.items()
     ]
     return markdown_table(["benchmark", "metric", "value"], rows)
 
