@@ -217,13 +217,15 @@ class _Program:
         """(the train program for `seeds` stacked seeds, its seed mesh): the seeds split over as
         many of each process's devices as divide their count, each seed's batch over the rest;
         for one seed the plain train step (and no seed mesh)."""
-        if seeds not in self._train_steps and seeds == 1:  # no seed axis to stack or split
-            self._train_steps[1] = (engine.compile_train_step(self.objective, self.mesh), None)
-        if seeds not in self._train_steps:
+        if seeds in self._train_steps:
+            return self._train_steps[seeds]
+        if seeds == 1:  # no seed axis to stack or split
+            program = (engine.compile_train_step(self.objective, self.mesh), None)
+        else:
             seed_mesh = engine.seed_mesh(self.mesh, math.gcd(seeds, jax.local_device_count()))
-            step = engine.compile_seeds_train_step(self.objective, seed_mesh)
-            self._train_steps[seeds] = (step, seed_mesh)
-        return self._train_steps[seeds]
+            program = (engine.compile_seeds_train_step(self.objective, seed_mesh), seed_mesh)
+        self._train_steps[seeds] = program
+        return program
 
 
 def _start(kind, program, seed, workdir) -> dict:

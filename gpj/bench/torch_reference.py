@@ -37,6 +37,8 @@ class ResNet18(nn.Module):
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 64, head="gapnet"):
         super().__init__()
+        if head not in ("gapnet", "permutenet"):
+            raise ValueError(f"head={head!r}: the reference has gapnet and permutenet heads")
         self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         blocks, inplanes = [], width

@@ -98,6 +98,11 @@ def fit(
         stacked = template if plain else stack_states([run.state for run in runs], seeds, seed_mesh)
         # Host values with a leading seed axis, whichever the program.
         local = (lambda x: local_value(x)[None]) if plain else local_value
+
+        def seed_state(k, host):
+            """Seed k's replicated one-seed state: the live one, or unstacked from `host`."""
+            return stacked if plain else _unstack(template, host, k, mesh)
+
         bar = tqdm.tqdm(
             total=num_steps,
             initial=first,
@@ -142,7 +147,7 @@ def fit(
                     continue
                 record = _summarise([m for m, on in values if on[k]], k, done, run.manager)
                 if check and evaluate is not None:
-                    one = _unstack(template, host, k, mesh)
+                    one = seed_state(k, host)
                     record.update({f"test_{key}": float(v) for key, v in evaluate(one).items()})
                 run.stopped = check and stop is not None and stop([*run.history, record])
                 run.history.append(record)
@@ -156,10 +161,10 @@ def fit(
                         # saves in flight at once can wait on each other's barriers for ever.
                         run.manager.wait_until_finished()
         if first < num_steps:  # the trained seeds' final states, unstacked
-            host = jax.tree.map(local, stacked.checkpoint_items())
+            host = None if plain else jax.tree.map(local, stacked.checkpoint_items())
             for k, run in enumerate(runs):
                 if run.start < num_steps:
-                    run.state = _unstack(template, host, k, mesh)
+                    run.state = seed_state(k, host)
     finally:
         if bar is not None:
             bar.close()

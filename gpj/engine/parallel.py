@@ -39,10 +39,7 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
     With several processes each passes its own share; the global batch is the
     concatenation in process order.
     """
-    sharding = batch_sharding(mesh)
-    return jax.tree.map(
-        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
-    )
+    return _from_process_local(batch, batch_sharding(mesh))
 
 
 def seed_mesh(mesh: Mesh, seed_shards: int) -> Mesh:
@@ -71,7 +68,10 @@ def seeds_batch_sharding(mesh: Mesh) -> NamedSharding:
 
 def shard_seeds_batch(batch: dict, mesh: Mesh) -> dict:
     """This process's stacked numpy batch (every seed, its share of each) as global arrays."""
-    sharding = seeds_batch_sharding(mesh)
+    return _from_process_local(batch, seeds_batch_sharding(mesh))
+
+
+def _from_process_local(batch: dict, sharding: NamedSharding) -> dict:
     return jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
     )
