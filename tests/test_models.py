@@ -10,7 +10,7 @@ import pytest
 from gpj.engine import compile_init, make_mesh
 from gpj.models import BLUR_FILTERS, HEADS, MODEL_NAMES, PADDINGS, STEMS, build_model
 from gpj.models.blurpool import BLUR_PADDINGS, BlurPool, binomial_filter
-from gpj.models.conv import PaddedConv
+from gpj.models.conv import CONV_PATHS, PaddedConv, strided_pointwise_path
 from gpj.models.initialisers import pytorch_defaults
 
 RNGS = {"params": jax.random.key(0), "permute": jax.random.key(1)}
@@ -187,6 +187,67 @@ def test_padded_conv_output_side_matches_torch(kernel_size, strides, side):
     conv = PaddedConv(1, kernel_size, strides=strides)
     y, _ = jax.eval_shape(lambda: conv.init_with_output(jax.random.key(0), jnp.zeros((1, 7, 7, 1))))
     assert y.shape == (1, side, side, 1)
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("strides, side", [(2, 7), (2, 8), (3, 7)])
+def test_strided_pointwise_matmul_path_matches_numpy_and_conv_path(padding, strides, side):
+    """The CPU's strided 1x1 path (slice + matmul): values against numpy, values and gradients
+    (input and kernel) against XLA's convolution."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, side, side, 3)).astype(np.float32)
+    kernel = rng.normal(size=(1, 1, 3, 4)).astype(np.float32)
+    bias = rng.normal(size=(4,)).astype(np.float32)
+    g = rng.normal(size=(2, -(-side // strides), -(-side // strides), 4)).astype(np.float32)
+
+    def loss_and_grads(path):
+        conv = PaddedConv(4, 1, strides=strides, padding=padding, use_bias=True, path=path)
+
+        def loss(x, kernel):
+            return jnp.vdot(conv.apply({"params": {"kernel": kernel, "bias": bias}}, x), g)
+
+        return jax.value_and_grad(loss, argnums=(0, 1))(x, kernel)
+
+    (plain, plain_grads), (matmul, matmul_grads) = loss_and_grads("conv"), loss_and_grads("matmul")
+    expected = np.vdot(numpy_conv(x, kernel, bias, padding, strides, 1), g)
+    np.testing.assert_allclose(matmul, expected, rtol=1e-5)
+    np.testing.assert_allclose(matmul, plain, rtol=1e-5)
+    for a, b in zip(matmul_grads, plain_grads, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_conv_path_is_chosen_by_backend_and_checked():
+    assert strided_pointwise_path("cpu") == "matmul"
+    assert strided_pointwise_path("gpu") == strided_pointwise_path("tpu") == "conv"
+    assert strided_pointwise_path() == "matmul"  # these tests run on the CPU
+    assert set(CONV_PATHS) == {"auto", "conv", "matmul"}
+    with pytest.raises(ValueError, match="path='im2col' is not one of"):
+        PaddedConv(1, 1, path="im2col").init(jax.random.key(0), jnp.zeros((1, 4, 4, 1)))
+
+
+def test_resnet_conv_paths_agree_in_values_and_gradients():
+    """A whole train-mode ResNet (three strided 1x1 shortcuts) gives the same loss and gradients
+    on either path, so the backend's choice changes float order only."""
+    model = build_model("resnet10", num_classes=5, width=0.125)
+    x = jax.random.normal(jax.random.key(2), (4, 32, 32, 3))
+    variables = model.init(RNGS, x, train=False)
+
+    def loss_and_grads(path):
+        m = model.clone(backbone=model.backbone.clone(conv_path=path))
+
+        def loss(params):
+            (logits, _), _ = m.apply(
+                {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
+            )
+            return jnp.sum(logits**2)
+
+        return jax.value_and_grad(loss)(variables["params"])
+
+    (plain, plain_grads), (matmul, matmul_grads) = loss_and_grads("conv"), loss_and_grads("matmul")
+    np.testing.assert_allclose(matmul, plain, rtol=1e-5)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5), matmul_grads, plain_grads
+    )
 
 
 def test_partial_conv_keeps_constant_input_constant_at_borders():

@@ -142,6 +142,8 @@ class ResNet(nn.Module):
         dense, followed by a `BlurPool` of that filter size (Zhang 2019). Params are unchanged.
       output_stride: 0 for the plain strides; else the total stride of the features, reached by
         dilating instead of striding the last stages (see `stage_schedule`). Params are unchanged.
+      conv_path: how strided 1x1 convs are computed, one of `conv.CONV_PATHS` (`auto`: as the
+        backend computes them fastest; the others for tests and benchmarks).
       dtype: computation dtype.
     """
 
@@ -155,6 +157,7 @@ class ResNet(nn.Module):
     fixed_permutation: bool = False
     blur_filter: int = 0
     output_stride: int = 0
+    conv_path: str = "auto"
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -164,7 +167,9 @@ class ResNet(nn.Module):
         if self.stem not in STEMS:
             raise ValueError(f"stem={self.stem!r} is not one of {STEMS}")
         schedule = stage_schedule(self.stem, self.output_stride, len(self.stage_sizes))
-        conv = functools.partial(PaddedConv, padding=self.padding, dtype=self.dtype)
+        conv = functools.partial(
+            PaddedConv, padding=self.padding, path=self.conv_path, dtype=self.dtype
+        )
         if self.blur_filter:
             conv = antialiased(conv, self.blur_filter, dtype=self.dtype)
         norm = functools.partial(
