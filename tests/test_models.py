@@ -10,7 +10,7 @@ import pytest
 from gpj.engine import compile_init, make_mesh
 from gpj.models import BLUR_FILTERS, HEADS, MODEL_NAMES, PADDINGS, STEMS, build_model
 from gpj.models.blurpool import BLUR_PADDINGS, BlurPool, binomial_filter
-from gpj.models.conv import CONV_PATHS, PaddedConv, strided_pointwise_path
+from gpj.models.conv import CONV_PATHS, PaddedConv
 from gpj.models.initialisers import pytorch_defaults
 
 RNGS = {"params": jax.random.key(0), "permute": jax.random.key(1)}
@@ -192,8 +192,8 @@ def test_padded_conv_output_side_matches_torch(kernel_size, strides, side):
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("strides, side", [(2, 7), (2, 8), (3, 7)])
 def test_strided_pointwise_matmul_path_matches_numpy_and_conv_path(padding, strides, side):
-    """The CPU's strided 1x1 path (slice + matmul): values against numpy, values and gradients
-    (input and kernel) against XLA's convolution."""
+    """The strided 1x1 path (slice + matmul): values against numpy, values and gradients (input
+    and kernel) against XLA's convolution."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, side, side, 3)).astype(np.float32)
     kernel = rng.normal(size=(1, 1, 3, 4)).astype(np.float32)
@@ -216,18 +216,41 @@ def test_strided_pointwise_matmul_path_matches_numpy_and_conv_path(padding, stri
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_conv_path_is_chosen_by_backend_and_checked():
-    assert strided_pointwise_path("cpu") == "matmul"
-    assert strided_pointwise_path("gpu") == strided_pointwise_path("tpu") == "conv"
-    assert strided_pointwise_path() == "matmul"  # these tests run on the CPU
-    assert set(CONV_PATHS) == {"auto", "conv", "matmul"}
-    with pytest.raises(ValueError, match="path='im2col' is not one of"):
-        PaddedConv(1, 1, path="im2col").init(jax.random.key(0), jnp.zeros((1, 4, 4, 1)))
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_im2col_path_matches_numpy_and_conv_path(padding, strides, dilation):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 7, 7, 2)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 2, 3)).astype(np.float32)
+    bias = rng.normal(size=(3,)).astype(np.float32)
+
+    def loss_and_grads(path):
+        conv = PaddedConv(3, 3, strides, dilation, padding, use_bias=True, path=path)
+
+        def loss(x, kernel):
+            y = conv.apply({"params": {"kernel": kernel, "bias": bias}}, x)
+            return jnp.sum(jnp.sin(y)), y
+
+        return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(x, kernel)
+
+    ((_, im2col), im2col_grads), ((_, plain), plain_grads) = map(loss_and_grads, ("im2col", "conv"))
+    expected = numpy_conv(x, kernel, bias, padding, strides, dilation)
+    np.testing.assert_allclose(im2col, expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(im2col, plain, atol=1e-5, rtol=1e-5)
+    for a, b in zip(im2col_grads, plain_grads, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_path_defaults_to_xla_and_is_checked():
+    assert PaddedConv(1, 1).path == CONV_PATHS[0] == "conv"
+    with pytest.raises(ValueError, match="path='winograd' is not one of"):
+        PaddedConv(1, 1, path="winograd").init(jax.random.key(0), jnp.zeros((1, 4, 4, 1)))
 
 
 def test_resnet_conv_paths_agree_in_values_and_gradients():
     """A whole train-mode ResNet (three strided 1x1 shortcuts) gives the same loss and gradients
-    on either path, so the backend's choice changes float order only."""
+    on every path: the paths differ in float order only."""
     model = build_model("resnet10", num_classes=5, width=0.125)
     x = jax.random.normal(jax.random.key(2), (4, 32, 32, 3))
     variables = model.init(RNGS, x, train=False)
@@ -243,11 +266,13 @@ def test_resnet_conv_paths_agree_in_values_and_gradients():
 
         return jax.value_and_grad(loss)(variables["params"])
 
-    (plain, plain_grads), (matmul, matmul_grads) = loss_and_grads("conv"), loss_and_grads("matmul")
-    np.testing.assert_allclose(matmul, plain, rtol=1e-5)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5), matmul_grads, plain_grads
-    )
+    plain, plain_grads = loss_and_grads("conv")
+    for path in ("matmul", "im2col"):
+        loss, grads = loss_and_grads(path)
+        np.testing.assert_allclose(loss, plain, rtol=1e-5)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4), grads, plain_grads
+        )
 
 
 def test_partial_conv_keeps_constant_input_constant_at_borders():

@@ -3,6 +3,8 @@
   train          gpj's GAPNet ResNet-18 train step vs the official code's PyTorch model
   scores         the one-pass position-score sweep vs a per-image loop
   canvas         device-side canvas construction vs a per-sample Python loop
+  levers         the train step on each convolution path (strided 1x1 convs as matmuls, every
+                 conv as an im2col matmul) vs XLA's convolutions
   seeds          S = 1, 2, 4, 8 seeds of the default probe model in one program vs one after another
   experiment     the default main job's training (all runs and seeds) vs the official code's way
                  (a PyTorch model of it training the same runs and seeds one after another)
@@ -20,7 +22,7 @@ import sys
 from absl import app, flags, logging
 
 from gpj import provenance
-from gpj.bench import canvas, experiment, probe_default, scores, seeds, train
+from gpj.bench import canvas, experiment, levers, probe_default, scores, seeds, train
 from gpj.engine import cpu_devices
 from gpj.errors import ConfigError
 from gpj.report.common import metrics_table, write_json
@@ -31,6 +33,7 @@ BENCHMARKS = {
     "canvas": canvas.run,
     "probe_default": probe_default.run,
     "seeds": seeds.run,
+    "levers": levers.run,
     "experiment": experiment.run,
 }
 

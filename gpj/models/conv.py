@@ -3,7 +3,6 @@
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
@@ -20,18 +19,13 @@ PAD_MODES = {
     "partial": "constant",
 }
 
-# How a strided 1x1 convolution is computed: "conv" (XLA's convolution) or "matmul" (a strided
-# slice, then a dot over the channels; the same sums in another order). XLA's CPU backend takes
-# the input gradient of a strided convolution on its slow dilated path, while the slice's gradient
-# is a cheap pad: there the matmul made these convolutions 1.6-4.5x faster forward and backward
-# (`python -m gpj.bench --only=levers`). GPUs and TPUs keep the convolution.
-STRIDED_POINTWISE = {"cpu": "matmul"}
-CONV_PATHS = ("auto", "conv", "matmul")
-
-
-def strided_pointwise_path(backend: str | None = None) -> str:
-    """The strided 1x1 convolution path for `backend` (default: JAX's default backend)."""
-    return STRIDED_POINTWISE.get(backend or jax.default_backend(), "conv")
+# How a convolution is computed, the same sums in another order: "conv" (XLA's convolution),
+# "matmul" (a strided 1x1 convolution as a strided slice and a dot over the channels, whose
+# gradient is a pad instead of XLA's dilated convolution) or "im2col" (one matmul over the
+# patches, with plain matmuls for the weight gradient). `python -m gpj.bench --only=levers` times
+# the train step on each; on the CPUs measured neither alternative was faster (README,
+# Performance), so every model uses "conv".
+CONV_PATHS = ("conv", "matmul", "im2col")
 
 
 # torchvision initialises ResNet/VGG convs with kaiming_normal_(mode="fan_out", nonlinearity="relu").
@@ -66,6 +60,26 @@ def partial_conv_ratio(
     return np.where(count > 0, kernel_size**2 / np.maximum(count, 1), 0.0).astype(np.float32)
 
 
+def im2col(x: jnp.ndarray, k: int, strides: int, dilation: int, pad: int) -> jnp.ndarray:
+    """The k x k patches of `x` zero-padded by `pad`: (n, out_h, out_w, k*k*c), taps in a HWIO
+    kernel's (row, column, channel) order, so a convolution is `patches @ kernel.reshape(-1, o)`."""
+    x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    n, h, w, c = x.shape
+    out_h = (h - dilation * (k - 1) - 1) // strides + 1
+    out_w = (w - dilation * (k - 1) - 1) // strides + 1
+    taps = [
+        lax.slice(
+            x,
+            (0, i * dilation, j * dilation, 0),
+            (n, i * dilation + strides * (out_h - 1) + 1, j * dilation + strides * (out_w - 1) + 1, c),
+            (1, strides, strides, 1),
+        )
+        for i in range(k)
+        for j in range(k)
+    ]
+    return jnp.concatenate(taps, axis=-1)
+
+
 class PaddedConv(nn.Module):
     """Square convolution with PyTorch-style symmetric padding in one of `PADDINGS`.
 
@@ -81,8 +95,7 @@ class PaddedConv(nn.Module):
       use_bias: whether to add a bias.
       dtype: computation dtype (params stay float32).
       kernel_init: kernel initialiser.
-      path: how a strided 1x1 convolution is computed, one of `CONV_PATHS`: `auto` takes
-        `strided_pointwise_path()` for the backend; other convolutions always use `conv`.
+      path: how the convolution is computed, one of `CONV_PATHS`.
     """
 
     features: int
@@ -93,7 +106,7 @@ class PaddedConv(nn.Module):
     use_bias: bool = False
     dtype: Any = jnp.float32
     kernel_init: Callable = kaiming_fan_out
-    path: str = "auto"
+    path: str = "conv"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -117,10 +130,12 @@ class PaddedConv(nn.Module):
         if self.path not in CONV_PATHS:
             raise ValueError(f"path={self.path!r} is not one of {CONV_PATHS}")
         x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
-        path = strided_pointwise_path() if self.path == "auto" else self.path
-        if k == 1 and self.strides > 1 and path == "matmul":
+        if k == 1 and self.strides > 1 and self.path == "matmul":
             s = self.strides  # a 1x1 kernel has no padding in any mode, and dilation is moot
             y = jnp.einsum("nhwc,co->nhwo", x[:, ::s, ::s], kernel[0, 0])
+        elif self.path == "im2col":
+            patches = im2col(x, k, self.strides, self.dilation, conv_pad)
+            y = patches @ kernel.reshape(-1, self.features)
         else:
             y = self._conv(x, kernel, conv_pad)
         if self.padding == "partial":

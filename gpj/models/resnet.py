@@ -142,8 +142,8 @@ class ResNet(nn.Module):
         dense, followed by a `BlurPool` of that filter size (Zhang 2019). Params are unchanged.
       output_stride: 0 for the plain strides; else the total stride of the features, reached by
         dilating instead of striding the last stages (see `stage_schedule`). Params are unchanged.
-      conv_path: how strided 1x1 convs are computed, one of `conv.CONV_PATHS` (`auto`: as the
-        backend computes them fastest; the others for tests and benchmarks).
+      conv_path: how every conv is computed, one of `conv.CONV_PATHS` (the alternatives are for
+        the `levers` benchmark).
       dtype: computation dtype.
     """
 
@@ -157,7 +157,7 @@ class ResNet(nn.Module):
     fixed_permutation: bool = False
     blur_filter: int = 0
     output_stride: int = 0
-    conv_path: str = "auto"
+    conv_path: str = "conv"
     dtype: Any = jnp.float32
 
     @nn.compact
