@@ -15,7 +15,7 @@ def test_readme_tables_are_rendered_from_the_result_files():
     names = re.findall(r"<!-- results: (\w+) -->", text)
     assert {"paper", "probe", "paper_attack"} <= set(names)
     benches = re.findall(r"<!-- bench: (\w+) -->", text)
-    assert {"seeds", "experiment", "train"} <= set(benches)
+    assert {"seeds", "experiment", "train", "levers"} <= set(benches)
     assert readme.render(text) == text, "run python -m gpj.report.readme"
 
 

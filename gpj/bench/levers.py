@@ -1,8 +1,9 @@
 """`levers`: the CPU train step on each convolution path (`gpj.models.conv.CONV_PATHS`), side by
 side in one run, against XLA's convolutions (`conv`).
 
-`matmul` computes the strided 1x1 convolutions as a strided slice and a matmul; `im2col` computes every convolution as one matmul over its patches, which also takes the weight
-gradients as plain matmuls, without XLA's transposes to a batch-minor layout. Both are timed on
+`matmul` computes the strided 1x1 convolutions as a strided slice and a matmul; `im2col` computes
+every convolution as one matmul over its patches, which also takes the weight gradients as plain
+matmuls, without XLA's transposes to a batch-minor layout. Both are timed on
 the whole train step, since a convolution timed alone, with the other core idle, ranks them
 differently. Models: the default probe model (ResNet-18 at width 0.25, 48x48 canvases) and the
 `train` benchmark's (width 1.0, 96x96), batch 48 split over the devices as in training.
