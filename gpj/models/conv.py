@@ -71,7 +71,12 @@ def im2col(x: jnp.ndarray, k: int, strides: int, dilation: int, pad: int) -> jnp
         lax.slice(
             x,
             (0, i * dilation, j * dilation, 0),
-            (n, i * dilation + strides * (out_h - 1) + 1, j * dilation + strides * (out_w - 1) + 1, c),
+            (
+                n,
+                i * dilation + strides * (out_h - 1) + 1,
+                j * dilation + strides * (out_w - 1) + 1,
+                c,
+            ),
             (1, strides, strides, 1),
         )
         for i in range(k)
