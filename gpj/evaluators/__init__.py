@@ -13,6 +13,7 @@ from gpj.errors import ConfigError
 from gpj.evaluators.attack import Attack
 from gpj.evaluators.every_cell import EveryCell
 from gpj.evaluators.position_probe import PositionProbe
+from gpj.evaluators.readable import Readable
 from gpj.evaluators.regions import RegionMIoU
 from gpj.evaluators.scores import Scores
 from gpj.evaluators.shift import ShiftAccuracy
@@ -24,6 +25,7 @@ EVALUATORS = {
     "scores": Scores,
     "miou": RegionMIoU,
     "attack": Attack,
+    "readable": Readable,
 }
 
 
