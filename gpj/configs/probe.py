@@ -1,6 +1,6 @@
 """Position probe: GAPNet vs PermuteNet on the location and object canvas tasks.
 
-  python -m gpj.main --config=configs/probe.py                    # embedded digits, 3-4 min on 2 CPU cores
+  python -m gpj.main --config=configs/probe.py                    # embedded digits, 4-6 min on 2 CPU cores
   python -m gpj.main --config=configs/probe.py:tiny               # smoke test, < 1 min
   python -m gpj.main --config=configs/probe.py:cifar10 \\
       --config.data.data_dir=~/tensorflow_datasets                 # the paper's setting (GPU/TPU)
