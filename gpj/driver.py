@@ -30,6 +30,8 @@ from gpj.errors import ConfigError
 from gpj.provenance import environment
 from gpj.validation import check_choice, check_positive, check_range
 
+PLATEAU_ON = ("train_loss", "test_accuracy")  # what `train.stop_on_plateau` watches
+
 
 def check_common(config) -> None:
     """Checks the data, model, optim, train and eval fields that every experiment has, and that
@@ -62,6 +64,7 @@ def check_common(config) -> None:
     check_positive(config, "train.seeds_per_program")
     check_positive(config, "train.plateau_patience")
     check_range(config, "train.plateau_min_delta", 0.0, 1e9)
+    check_choice(config, "train.plateau_on", PLATEAU_ON)
     if config.train.stop_on_plateau and not config.train.eval_every_epochs:
         raise ConfigError(
             "train.stop_on_plateau=True needs train.eval_every_epochs >= 1 (the plateau windows)"
@@ -135,7 +138,15 @@ def check(kinds, mesh) -> dict:
                         "holding checkpoints/"
                     )
         plugins = evaluators.build(kind, shapes, mesh)
-        built[kind.name] = (plugins, evaluators.curve_metric(kind, plugins, shapes, mesh))
+        curve = evaluators.curve_metric(kind, plugins, shapes, mesh)
+        train = kind.config.train
+        on_curve = train.stop_on_plateau and train.plateau_on == "test_accuracy"
+        if on_curve and not isinstance(curve, evaluators.EveryCell):
+            raise ConfigError(
+                f"train.plateau_on='test_accuracy' needs a test curve of accuracy, but the "
+                f"{kind.name} runs' curve is not; use train.plateau_on='train_loss'"
+            )
+        built[kind.name] = (plugins, curve)
     return built
 
 
@@ -271,11 +282,15 @@ def _fit(kind, program, group, workdir, mesh):
     t = c.train
     eval_every = t.eval_every_epochs * kind.steps_per_epoch
     curve_data = _Head(data.test_images[: t.curve_images], data.test_labels[: t.curve_images])
-    plateau = (
-        {"window": eval_every, "patience": t.plateau_patience, "min_delta": t.plateau_min_delta}
-        if t.stop_on_plateau
-        else None
-    )
+    plateau, stop = None, None
+    if t.stop_on_plateau:
+        rule = {"patience": t.plateau_patience, "min_delta": t.plateau_min_delta}
+        if t.plateau_on == "train_loss":
+            plateau = {"window": eval_every, **rule}
+            stop = functools.partial(engine.plateaued, **plateau)
+        else:
+            plateau = {"on": "test_accuracy", **rule}
+            stop = functools.partial(engine.curve_plateaued, key="test_accuracy", **rule)
     fingerprint = {
         **kind.fingerprint,
         "num_steps": program.num_steps,
@@ -311,7 +326,7 @@ def _fit(kind, program, group, workdir, mesh):
         desc=f"{kind.name} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}",
         evaluate=program.curve and (lambda s: program.curve.measure(s, curve_data, None)),
         eval_every=eval_every,
-        stop=functools.partial(engine.plateaued, **plateau) if plateau else None,
+        stop=stop,
     )
     elapsed = time.time() - started  # the group's: its seeds share every step
     for r, (state, history) in zip(group, finished):

@@ -205,6 +205,24 @@ def test_plateau_rule_on_step_weighted_window_means():
     assert not rule(uneven[:-1] + [{"step": 11, "loss": 1.0}])  # a partial window is no window
 
 
+def test_test_curve_plateau_rule():
+    def history(points):  # curve points every 4 steps between loss-only records
+        return [
+            r
+            for i, p in enumerate(points)
+            for r in ({"step": 8 * i + 4}, {"step": 8 * i + 8, "test_accuracy": p})
+        ]
+
+    rule = functools.partial(
+        engine.curve_plateaued, key="test_accuracy", patience=2, min_delta=0.01
+    )
+    assert not rule(history([0.2, 0.5]))  # no point before the patience points
+    assert not rule(history([0.2, 0.5, 0.505, 0.52]))  # the last is 0.02 above the best, 0.5
+    assert rule(history([0.2, 0.5, 0.505, 0.51]))  # both within 0.01 of 0.5
+    assert rule(history([0.2, 0.6, 0.3, 0.4]))  # falling after the best is a plateau too
+    assert not rule(history([0.2, 0.5, 0.5]))  # 0.5 is 0.3 above the best before it, 0.2
+
+
 def test_plateau_stop_ends_early_logs_the_test_curve_and_a_rerun_trains_nothing(
     tmp_path, model, dataset
 ):

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import assert_bad_configs_fail_fast
 
 from gpj import engine, models, tasks
 from gpj.analysis import stats
@@ -120,6 +121,18 @@ def test_bad_invariance_configs_are_refused(case):
     (config[section] if section else config)[key] = value
     with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace(")", "\\)")):
         invariance.validate(config)
+
+
+def test_a_test_accuracy_plateau_needs_an_accuracy_curve():
+    assert_bad_configs_fail_fast(
+        "configs/invariance.py:tiny",
+        {
+            "no accuracy curve": (
+                ["--config.train.stop_on_plateau=True", "--config.train.plateau_on=test_accuracy"],
+                "train.plateau_on='test_accuracy' needs a test curve of accuracy, but the",
+            )
+        },
+    )
 
 
 @pytest.mark.parametrize("preset", [None, "tiny", "cifar10", "blurpool"])

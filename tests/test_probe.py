@@ -101,6 +101,10 @@ BAD_CONFIGS = {
         "model.shuffle_layer=7 must be between 1 and 5",
     ),
     "runs": (["--config.runs=('gapnet:colour',)"], "runs entry 'gapnet:colour' is not valid"),
+    "plateau on": (
+        ["--config.train.plateau_on=test_loss"],
+        "train.plateau_on='test_loss' is not valid; choose one of: train_loss, test_accuracy",
+    ),
     "evals": (["--config.evals=('every_cell','accuracy')"], "evals entry 'accuracy' is not valid"),
     "report's evaluator missing": (
         ["--config.evals=('scores',)"],
@@ -194,3 +198,26 @@ def test_vgg_with_an_inner_shuffle_layer_is_refused():
     config.model.shuffle_layer = 2
     with pytest.raises(ConfigError, match="model.shuffle_layer=2 needs a ResNet"):
         probe.validate(config)
+
+
+def test_a_run_stops_when_its_test_curve_plateaus(tmp_path):
+    """A curve point every epoch, patience 1 and any gain allowed: the second point cannot beat
+    the first by more than 1, so the run stops after 2 of its 4 epochs."""
+    proc = gpj_main(
+        "--config=configs/probe.py:tiny",
+        "--config.runs=('gapnet:location',)",
+        "--config.evals=('every_cell',)",
+        "--config.train.num_epochs=4",
+        "--config.train.eval_every_epochs=1",
+        "--config.train.stop_on_plateau=True",
+        "--config.train.plateau_on=test_accuracy",
+        "--config.train.plateau_patience=1",
+        "--config.train.plateau_min_delta=1.0",
+        f"--workdir={tmp_path}",
+    )
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    (run,) = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert run["steps"] * 2 == run["budget_steps"]
+    assert len([h for h in run["history"] if "test_accuracy" in h]) == 2
+    assert "until the test curve plateaus" in (tmp_path / "report.md").read_text()

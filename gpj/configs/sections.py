@@ -74,6 +74,9 @@ def train(**overrides) -> ml_collections.ConfigDict:
     c.seeds_per_program = 1
     c.plateau_patience = 2
     c.plateau_min_delta = 0.01
+    # What plateaus: train_loss (the windows' mean training loss, min_delta in nats) or
+    # test_accuracy (the test curve's points, min_delta in accuracy; canvas tasks).
+    c.plateau_on = "train_loss"
     c.update(overrides)
     return c
 

@@ -251,6 +251,16 @@ def plateaued(history: list, *, window: int, patience: int, min_delta: float) ->
     return all(m > best_before - min_delta for m in means[-patience:])
 
 
+def curve_plateaued(history: list, *, key: str, patience: int, min_delta: float) -> bool:
+    """Whether the test curve `key` (higher is better) has plateaued: each of its last `patience`
+    points is no more than `min_delta` above the best point before them."""
+    points = [record[key] for record in history if key in record]
+    if len(points) <= patience:
+        return False
+    best_before = max(points[:-patience])
+    return all(p <= best_before + min_delta for p in points[-patience:])
+
+
 def restore(state, run_dir: str):
     """`state` with the latest checkpoint of an earlier run in `run_dir` (read only).
 

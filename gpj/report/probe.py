@@ -98,6 +98,12 @@ def _budget(train: dict) -> str:
     """The training length in words: epochs, or a plateau stop within a budget of epochs."""
     if not train.get("stop_on_plateau"):
         return f"{train['num_epochs']} epochs"
+    if train.get("plateau_on") == "test_accuracy":
+        return (
+            f"until the test curve plateaus (every {train['eval_every_epochs']} epochs; no point "
+            f"more than {train['plateau_min_delta']} above the best earlier one for "
+            f"{train['plateau_patience']} points), at most {train['num_epochs']} epochs"
+        )
     return (
         f"until the training loss plateaus (no window of {train['eval_every_epochs']} epochs "
         f"{train['plateau_min_delta']} nats below the best earlier one for "
