@@ -170,6 +170,15 @@ def test_presets_are_valid_and_fit(preset):
     check(get_config(preset))
 
 
+@pytest.mark.parametrize("layer", [1, 2, 3, 4, 5])
+def test_shuffle_depth_preset_is_valid_and_fits_at_every_depth(layer):
+    config = get_config("shuffle_depth")
+    config.model.shuffle_layer = layer
+    check(config)
+    assert config.train.plateau_on == "test_accuracy" and config.num_seeds == 3
+    assert "readable" in config.evals
+
+
 def test_vgg16_on_tiny_canvases_is_refused_before_compute():
     with pytest.raises(ConfigError, match="24x24 canvas .* too small for model.name='vgg16'"):
         check(get_config("tiny,vgg16"))

@@ -8,6 +8,8 @@
   python -m gpj.main --config=configs/probe.py:vgg16
   python -m gpj.main --config=configs/probe.py:controls           # + PermuteNet's two controls
   python -m gpj.main --config=configs/probe.py:controls,circular  # ... without border cues
+  python -m gpj.main --config=configs/probe.py:shuffle_depth --config.model.shuffle_layer=3
+                                                                  # claim 2 at one shuffle depth
 
 Any field can be overridden, e.g. `--config.model.padding=reflect --config.data.grid_size=4`.
 """
@@ -88,6 +90,19 @@ def _circular(c):
     c.model.padding = "circular"
 
 
+def _shuffle_depth(c):
+    """Claim 2 at the shuffle depth `model.shuffle_layer` (1-4: before that ResNet stage; 5:
+    after global pooling): PermuteNet beside the fixed permutation at the same depth, both tasks,
+    3 seeds, each run trained until its test curve plateaus within 40 epochs, with what the depth
+    leaves readable (`readable`). Design and predictions: README, "Claim 2 by shuffle depth"."""
+    c.runs = tuple(f"{h}:{t}" for h in ("permutenet", "fixedperm") for t in ("location", "object"))
+    c.evals = ("every_cell", "readable")
+    c.num_seeds = 3
+    c.train.update(
+        num_epochs=40, eval_every_epochs=2, stop_on_plateau=True, plateau_on="test_accuracy"
+    )
+
+
 def _pytorch_init(c):
     """PyTorch's layer defaults for every conv and dense layer, as the official code."""
     c.model.param_init = "pytorch"
@@ -101,4 +116,5 @@ PRESETS = {
     "controls": _controls,
     "circular": _circular,
     "pytorch_init": _pytorch_init,
+    "shuffle_depth": _shuffle_depth,
 }
