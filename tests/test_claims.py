@@ -37,10 +37,10 @@ def test_one_seed_is_inconclusive_and_claims_combine():
     assert claims.combine([i, n]) == n
 
 
-def _probe(accuracy):
-    """A probe's results from {(head, task): per-seed accuracies}."""
+def _probe(accuracy, **extra):
+    """A probe's results from {(head, task): per-seed accuracies}; `extra` fields every run."""
     runs = [
-        {"head": h, "task": t, "seed": k, "accuracy": a, "steps": 10, "budget_steps": 20}
+        {"head": h, "task": t, "seed": k, "accuracy": a, "steps": 10, "budget_steps": 20, **extra}
         for (h, t), values in accuracy.items()
         for k, a in enumerate(values)
     ]
@@ -68,7 +68,53 @@ def test_claims_one_and_two_pair_heads_by_seed():
     assert two["verdict"] == claims.NOT_SUPPORTED  # loses far more than 10 points
 
 
+def _depth_probe(permutenet_object, steps):
+    return _probe(
+        {
+            ("permutenet", "location"): [0.9, 0.95, 1.0],
+            ("fixedperm", "location"): [1.0, 1.0, 1.0],
+            ("permutenet", "object"): permutenet_object,
+            ("fixedperm", "object"): [0.95, 0.93, 0.94],
+        },
+        readable_r2=0.8,
+    ) | {"config": {"train": {"plateau_on": "test_accuracy"}}, "steps": steps}
+
+
+def test_claim_two_is_decided_at_each_shuffle_depth():
+    from gpj.experiments import paper
+
+    deep, shallow = _depth_probe([0.2, 0.25, 0.22], 10), _depth_probe([0.93, 0.9, 0.94], 10)
+    for r in deep["runs"][:3]:
+        r["steps"] = 20  # three runs ended at their budget
+    outcome = {"shuffle_layer_5": deep, "shuffle_layer_1": shallow}
+    rows = paper.scorecard(outcome)
+    assert [r["claim"] for r in rows] == [2, 2]
+    first, headline = rows  # in layer order, whatever order the parts ran in
+    assert "shuffle layer 1" in first["setting"] and "channel-summed map" in first["setting"]
+    assert "headline" in headline["setting"] and "only the channel sum" in headline["setting"]
+    assert first["verdict"] == claims.SUPPORTED and headline["verdict"] == claims.NOT_SUPPORTED
+    assert headline["convergence"].startswith("6 of 6 runs stopped on a test-curve plateau")
+    assert "--config.model.shuffle_layer=5" in headline["command"]
+    location = first["differences"]["location: fixedperm − permutenet"]
+    assert location["mean"] == pytest.approx(np.mean([0.1, 0.05, 0.0]))
+
+    table = paper.shuffle_depth(outcome)
+    assert [r["layer"] for r in table] == [1, 5]
+    drop = np.array([0.95, 0.93, 0.94]) - [0.2, 0.25, 0.22]
+    expected = scipy_stats.ttest_rel([0.95, 0.93, 0.94], [0.2, 0.25, 0.22]).confidence_interval()
+    assert table[1]["drop"]["object"]["mean"] == pytest.approx(drop.mean())
+    assert table[1]["drop"]["object"]["ci95"] == pytest.approx(list(expected))
+    assert table[1]["accuracy"]["object"]["permutenet"]["mean"] == pytest.approx(0.67 / 3)
+    assert table[1]["readable_r2"]["object"]["mean"] == pytest.approx(0.8)
+    assert (table[1]["at_budget"], table[1]["runs"]) == (3, 12)
+
+
 BAD_PAPER_CONFIGS = {
+    "an unknown part": (
+        ["--config.parts=('probe','shuffle_layer_6')"],
+        "parts entry 'shuffle_layer_6' is not a part; parts are some of: probe,",
+    ),
+    "a repeated part": (["--config.parts=('probe','probe')"], "parts entry 'probe' is repeated"),
     "a part's field": (
         ["--config.probe.model.padding=mirror"],
         "probe.model.padding='mirror' is not valid",

@@ -179,6 +179,18 @@ def test_shuffle_depth_preset_is_valid_and_fits_at_every_depth(layer):
     assert "readable" in config.evals
 
 
+def test_official_length_preset_trains_the_official_step_count():
+    from gpj.configs.probe import OFFICIAL_STEPS
+    from gpj.data import sources
+
+    config = get_config("official_length")
+    check(config)
+    kind = kinds.canvas(config, config.runs[0], sources.from_config(config.data))
+    assert abs(kind.num_steps - OFFICIAL_STEPS) / OFFICIAL_STEPS < 0.001
+    assert config.runs == ("permutenet:object", "fixedperm:object")
+    assert not config.train.stop_on_plateau and config.train.eval_every_epochs > 0
+
+
 def test_vgg16_on_tiny_canvases_is_refused_before_compute():
     with pytest.raises(ConfigError, match="24x24 canvas .* too small for model.name='vgg16'"):
         check(get_config("tiny,vgg16"))

@@ -10,6 +10,7 @@
   python -m gpj.main --config=configs/probe.py:controls,circular  # ... without border cues
   python -m gpj.main --config=configs/probe.py:shuffle_depth --config.model.shuffle_layer=3
                                                                   # claim 2 at one shuffle depth
+  python -m gpj.main --config=configs/probe.py:official_length    # 20,822 steps, as the official code
 
 Any field can be overridden, e.g. `--config.model.padding=reflect --config.data.grid_size=4`.
 """
@@ -103,6 +104,20 @@ def _shuffle_depth(c):
     )
 
 
+OFFICIAL_STEPS = 20_834  # the official code: 20 epochs of CIFAR-10's 50,000 images at batch 48
+
+
+def _official_length(c):
+    """PermuteNet and the fixed permutation on the object task at the official code's length
+    (OFFICIAL_STEPS): 718 epochs of the embedded digits at 29 steps of 48 make 20,822 steps. One
+    seed each, the test curve every 24 epochs, no plateau stop: the curve shows whether the
+    shorter runs stopped early."""
+    c.runs = ("permutenet:object", "fixedperm:object")
+    c.evals = ("every_cell", "readable")
+    c.num_seeds = 1
+    c.train.update(num_epochs=718, eval_every_epochs=24, checkpoint_every=1000)
+
+
 def _pytorch_init(c):
     """PyTorch's layer defaults for every conv and dense layer, as the official code."""
     c.model.param_init = "pytorch"
@@ -117,4 +132,5 @@ PRESETS = {
     "circular": _circular,
     "pytorch_init": _pytorch_init,
     "shuffle_depth": _shuffle_depth,
+    "official_length": _official_length,
 }

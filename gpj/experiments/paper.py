@@ -1,6 +1,6 @@
-"""The paper's five claims at embedded scale: the probe (zero and circular padding), invariance
-and attack experiments run as parts, each in its own folder of the workdir with its own results
-and report, then decided in a scorecard (`gpj.analysis.claims`).
+"""The paper's five claims at embedded scale: the probe (zero and circular padding, and by
+shuffle depth), invariance and attack experiments run as parts, each in its own folder of the
+workdir with its own results and report, then decided in a scorecard (`gpj.analysis.claims`).
 """
 
 import os
@@ -11,7 +11,7 @@ import jax
 
 from gpj import report
 from gpj.analysis import claims
-from gpj.configs.paper import PARTS
+from gpj.configs.paper import PARTS, SHUFFLE_PARTS
 from gpj.errors import ConfigError
 from gpj.provenance import environment
 
@@ -20,20 +20,38 @@ EXPECTED = {
     "probe_circular": "probe",
     "invariance": "invariance",
     "attack": "attack",
+    **{name: "probe" for name in SHUFFLE_PARTS},
 }
 COMMANDS = {  # the paper-scale command of each claim (GPU/TPU; the data prepared once)
     "probe": "python -m gpj.main --config=configs/probe.py:cifar10,controls "
     "--config.data.data_dir=~/tensorflow_datasets",
     "invariance": "python -m gpj.main --config=configs/invariance.py:cifar10 "
     "--config.data.data_dir=~/tensorflow_datasets",
+    "probe_circular": "python -m gpj.main --config=configs/probe.py:cifar10,controls,circular "
+    "--config.data.data_dir=~/tensorflow_datasets",
     "attack": "python -m gpj.main --config=configs/attack.py:cityscapes",
+    **{
+        name: "python -m gpj.main --config=configs/probe.py:cifar10,shuffle_depth "
+        f"--config.model.shuffle_layer={layer} --config.data.data_dir=~/tensorflow_datasets"
+        for layer, name in enumerate(SHUFFLE_PARTS, start=1)
+    },
 }
+HEADLINE_LAYER = 5  # the official code's default `layer=5`: the depth of the paper's headline
 
 
 def parts(config) -> list:
-    """(name, config) of every part, checked to be of the experiment its claims need."""
+    """(name, config) of every part in `parts`, checked to be of the experiment its claims need."""
+    names = tuple(config.get("parts") or ())
+    if not names:
+        raise ConfigError(f"parts is empty; give some of: {', '.join(PARTS)}")
     found = []
-    for name in PARTS:
+    for name in names:
+        if name not in PARTS or names.count(name) > 1:
+            raise ConfigError(
+                f"parts entry {name!r} is "
+                + ("repeated" if name in PARTS else "not a part")
+                + f"; parts are some of: {', '.join(PARTS)}"
+            )
         part = config[name]
         if part.get("experiment") != EXPECTED[name]:
             raise ConfigError(
@@ -73,6 +91,8 @@ def run(config, workdir: str) -> dict:
         "parts": {name: f"{name}/results.json" for name in outcome},
         "part_wall_time_s": {name: r["wall_time_s"] for name, r in outcome.items()},
         "claims": scorecard(outcome),
+        "shuffle_depth": shuffle_depth(outcome),
+        "headline_layer": HEADLINE_LAYER,
         "wall_time_s": time.time() - started,
     }
     if jax.process_index() == 0:
@@ -80,34 +100,60 @@ def run(config, workdir: str) -> dict:
     return results
 
 
+def _depth_setting(layer: int) -> str:
+    if layer == HEADLINE_LAYER:
+        return (
+            "zero padding, shuffle layer 5 (after GAP; the official code's default, the depth of "
+            "the paper's headline): PermuteNet can read only the channel sum"
+        )
+    return (
+        f"zero padding, shuffle layer {layer} (before ResNet stage {layer}): the layers after it "
+        "can read the channel-summed map"
+    )
+
+
+ROWS = (  # (claim, part, setting, decision) in scorecard order
+    (1, "probe", "zero padding: tests the claim", claims.channel_wise_position),
+    (
+        1,
+        "probe_circular",
+        "circular padding: no border, no absolute position",
+        claims.channel_wise_position,
+    ),
+    (
+        2,
+        "probe",
+        "zero padding, shuffle after GAP (layer 5), 12-epoch budget: only the channel sum",
+        claims.order_free_semantics,
+    ),
+    (
+        2,
+        "probe_circular",
+        "circular padding, shuffle after GAP (layer 5): no border cue; only the channel sum",
+        claims.order_free_semantics,
+    ),
+    *(
+        (2, name, _depth_setting(layer), claims.order_free_semantics)
+        for layer, name in enumerate(SHUFFLE_PARTS, start=1)
+    ),
+    (3, "invariance", "two-view control", claims.augshift_invariance),
+    (4, "attack", "position-needed task, control B", claims.position_channels_needed),
+    (5, "attack", "calibration ranking, control C", claims.region_specific_attack),
+)
+
+
 def scorecard(outcome: dict) -> list:
-    """One row per claim and setting: what was measured, the differences, the verdict."""
-    probe, circular = outcome["probe"], outcome["probe_circular"]
-    rows = [
-        (1, "zero padding: tests the claim", claims.channel_wise_position(probe), "probe"),
-        (
-            1,
-            "circular padding: no border, no absolute position",
-            claims.channel_wise_position(circular),
-            "probe",
-        ),
-        (2, "zero padding: the paper's setting", claims.order_free_semantics(probe), "probe"),
-        (2, "circular padding: no border cue", claims.order_free_semantics(circular), "probe"),
-        (3, "two-view control", claims.augshift_invariance(outcome["invariance"]), "invariance"),
-        (
-            4,
-            "position-needed task, control B",
-            claims.position_channels_needed(outcome["attack"]),
-            "attack",
-        ),
-        (
-            5,
-            "calibration ranking, control C",
-            claims.region_specific_attack(outcome["attack"]),
-            "attack",
-        ),
-    ]
+    """One row per claim and setting whose part ran: what was measured, the differences, the
+    verdict, and the paper-scale command."""
     return [
-        {"claim": claim, "setting": setting, **decided, "command": COMMANDS[part]}
-        for claim, setting, decided, part in rows
+        {"claim": claim, "setting": setting, **decision(outcome[part]), "command": COMMANDS[part]}
+        for claim, part, setting, decision in ROWS
+        if part in outcome
     ]
+
+
+def shuffle_depth(outcome: dict) -> list:
+    """The shuffle-depth table's rows (`claims.by_shuffle_depth`) of the shuffle parts that ran."""
+    return claims.by_shuffle_depth(
+        {layer: outcome[name] for layer, name in enumerate(SHUFFLE_PARTS, 1) if name in outcome}
+    )
