@@ -128,3 +128,32 @@ BAD_PAPER_CONFIGS = {
 
 def test_bad_paper_configs_fail_before_any_training():
     assert_bad_configs_fail_fast("configs/paper.py:tiny", BAD_PAPER_CONFIGS)
+
+
+def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows(tmp_path):
+    """End to end: two of the shuffle-depth parts, named in `parts`, each a probe in its own
+    folder; the scorecard has their claim-2 rows only, the table and the plot."""
+    import json
+
+    from conftest import finished_run
+
+    only_object = "('permutenet:object','fixedperm:object')"
+    out = finished_run(
+        tmp_path,
+        "--config=configs/paper.py:tiny,shuffle_depth",
+        "--config.parts=('shuffle_layer_2','shuffle_layer_5')",
+        f"--config.shuffle_layer_2.runs={only_object}",
+        f"--config.shuffle_layer_5.runs={only_object}",
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["parts"]) == {"shuffle_layer_2", "shuffle_layer_5"}
+    part = json.loads((tmp_path / "shuffle_layer_2" / "results.json").read_text())
+    assert part["config"]["model"]["shuffle_layer"] == 2 and len(part["runs"]) == 4
+    assert {r["readable_statistic"] for r in part["runs"]} == {"channel-summed map"}
+    assert [r["claim"] for r in results["claims"]] == [2, 2]
+    assert [r["layer"] for r in results["shuffle_depth"]] == [2, 5]
+    assert results["shuffle_depth"][0]["runs"] == 4 and not (tmp_path / "probe").exists()
+    scorecard = (tmp_path / "scorecard.md").read_text()
+    assert "**Claim 2 by shuffle depth**" in scorecard and "| 5 (headline) |" in scorecard
+    assert "](shuffle_depth.png)" in scorecard and (tmp_path / "shuffle_depth.png").is_file()
+    assert "Claim 2 by shuffle depth" in out
