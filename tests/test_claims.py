@@ -68,7 +68,7 @@ def test_claims_one_and_two_pair_heads_by_seed():
     assert two["verdict"] == claims.NOT_SUPPORTED  # loses far more than 10 points
 
 
-def _depth_probe(permutenet_object, steps):
+def _depth_probe(permutenet_object):
     return _probe(
         {
             ("permutenet", "location"): [0.9, 0.95, 1.0],
@@ -77,13 +77,13 @@ def _depth_probe(permutenet_object, steps):
             ("fixedperm", "object"): [0.95, 0.93, 0.94],
         },
         readable_r2=0.8,
-    ) | {"config": {"train": {"plateau_on": "test_accuracy"}}, "steps": steps}
+    ) | {"config": {"train": {"plateau_on": "test_accuracy"}}}
 
 
 def test_claim_two_is_decided_at_each_shuffle_depth():
     from gpj.experiments import paper
 
-    deep, shallow = _depth_probe([0.2, 0.25, 0.22], 10), _depth_probe([0.93, 0.9, 0.94], 10)
+    deep, shallow = _depth_probe([0.2, 0.25, 0.22]), _depth_probe([0.93, 0.9, 0.94])
     for r in deep["runs"][:3]:
         r["steps"] = 20  # three runs ended at their budget
     outcome = {"shuffle_layer_5": deep, "shuffle_layer_1": shallow}
