@@ -105,7 +105,7 @@ def test_claim_two_is_decided_at_each_shuffle_depth():
     assert table[1]["drop"]["object"]["mean"] == pytest.approx(drop.mean())
     assert table[1]["drop"]["object"]["ci95"] == pytest.approx(list(expected))
     assert table[1]["accuracy"]["object"]["permutenet"]["mean"] == pytest.approx(0.67 / 3)
-    assert table[1]["readable_r2"]["object"]["mean"] == pytest.approx(0.8)
+    assert table[1]["readable_r2"]["object"]["fixedperm"]["mean"] == pytest.approx(0.8)
     assert (table[1]["at_budget"], table[1]["runs"]) == (3, 12)
 
 
@@ -132,19 +132,20 @@ def test_bad_paper_configs_fail_before_any_training():
 
 def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows(tmp_path):
     """End to end: two of the shuffle-depth parts, named in `parts`, each a probe in its own
-    folder; the scorecard has their claim-2 rows only, the table and the plot."""
+        folder; the scorecard has their claim-2 rows only, the table and the plot; run again, it loads
+    the finished parts."""
     import json
 
     from conftest import finished_run
 
     only_object = "('permutenet:object','fixedperm:object')"
-    out = finished_run(
-        tmp_path,
+    args = (
         "--config=configs/paper.py:tiny,shuffle_depth",
         "--config.parts=('shuffle_layer_2','shuffle_layer_5')",
         f"--config.shuffle_layer_2.runs={only_object}",
         f"--config.shuffle_layer_5.runs={only_object}",
     )
+    out = finished_run(tmp_path, *args)
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["parts"]) == {"shuffle_layer_2", "shuffle_layer_5"}
     part = json.loads((tmp_path / "shuffle_layer_2" / "results.json").read_text())
@@ -157,3 +158,14 @@ def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows
     assert "**Claim 2 by shuffle depth**" in scorecard and "| 5 (headline) |" in scorecard
     assert "](shuffle_depth.png)" in scorecard and (tmp_path / "shuffle_depth.png").is_file()
     assert "Claim 2 by shuffle depth" in out
+    assert results["loaded_parts"] == [] and results["wall_time_s"] == pytest.approx(
+        sum(results["part_wall_time_s"].values())
+    )
+
+    # Run again in the same workdir: the finished parts are loaded, not rerun, with their times.
+    finished_run(tmp_path, *args)
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["loaded_parts"] == ["shuffle_layer_2", "shuffle_layer_5"]
+    assert again["part_wall_time_s"] == results["part_wall_time_s"]
+    assert again["claims"] == results["claims"] and again["elapsed_s"] < 60
+    assert "loaded: it ran earlier in this workdir" in (tmp_path / "scorecard.md").read_text()

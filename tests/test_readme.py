@@ -13,7 +13,7 @@ def test_readme_tables_are_rendered_from_the_result_files():
     with open(os.path.join(readme.ROOT, "README.md")) as f:
         text = f.read()
     names = re.findall(r"<!-- results: (\w+) -->", text)
-    assert {"paper", "probe", "paper_attack"} <= set(names)
+    assert {"paper", "probe", "paper_attack", "paper_shuffle_depth"} <= set(names)
     benches = re.findall(r"<!-- bench: (\w+) -->", text)
     assert {"seeds", "experiment", "train", "levers"} <= set(benches)
     assert readme.render(text) == text, "run python -m gpj.report.readme"

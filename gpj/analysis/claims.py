@@ -58,7 +58,7 @@ def _ran(probe: dict, head: str, task: str) -> bool:
 def by_shuffle_depth(probes: dict) -> list:
     """Per shuffle layer (`probes`: layer -> a probe's results with PermuteNet and the fixed
     permutation): each head's accuracy per task, the paired drop (fixed permutation −
-    PermuteNet), PermuteNet's readable R² where measured, and how many runs hit the budget."""
+    PermuteNet), each head's readable R² where measured, and how many runs hit the budget."""
     rows = []
     for layer, probe in sorted(probes.items()):
         row = {"layer": layer, "accuracy": {}, "drop": {}, "readable_r2": {}}
@@ -73,9 +73,9 @@ def by_shuffle_depth(probes: dict) -> list:
                 h: stats.describe([r["accuracy"] for r in rs]) for h, rs in runs.items()
             }
             row["drop"][task] = _paired(probe, task, "fixedperm", "permutenet")
-            r2 = [r["readable_r2"] for r in runs["permutenet"] if "readable_r2" in r]
-            if r2:
-                row["readable_r2"][task] = stats.describe(r2)
+            r2 = {h: [r["readable_r2"] for r in rs if "readable_r2" in r] for h, rs in runs.items()}
+            if all(r2.values()):
+                row["readable_r2"][task] = {h: stats.describe(v) for h, v in r2.items()}
         row["at_budget"] = _at_budget(probe["runs"])
         row["runs"] = len(probe["runs"])
         rows.append(row)

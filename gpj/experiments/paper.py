@@ -3,11 +3,13 @@ shuffle depth), invariance and attack experiments run as parts, each in its own 
 workdir with its own results and report, then decided in a scorecard (`gpj.analysis.claims`).
 """
 
+import json
 import os
 import re
 import time
 
 import jax
+from absl import logging
 
 from gpj import report
 from gpj.analysis import claims
@@ -75,25 +77,51 @@ def declare(config) -> list:
     return declared
 
 
+def finished(part, workdir: str) -> dict | None:
+    """The results of a part that already ran to the end with this config in `workdir`, or None
+    (then it runs, resuming its runs' checkpoints)."""
+    path = os.path.join(workdir, "results.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        try:
+            results = json.load(f)
+        except json.JSONDecodeError as e:
+            logging.warning("%s is not valid JSON (%s); the part runs again", path, e)
+            return None
+    return results if results.get("config") == json.loads(json.dumps(part.to_dict())) else None
+
+
 def run(config, workdir: str) -> dict:
-    """Checks every part, runs each in `<workdir>/<part>`, then writes the scorecard."""
+    """Checks every part, runs each in `<workdir>/<part>` (a part that already finished there
+    with the same config is loaded, not rerun), then writes the scorecard."""
     from gpj.experiments import EXPERIMENTS, check
 
     check(config)  # every part's checks before any training
     started = time.time()
-    outcome = {}
+    outcome, loaded = {}, []
     for name, part in parts(config):
-        outcome[name] = EXPERIMENTS[part.experiment].run(part, os.path.join(workdir, name))
+        part_dir = os.path.join(workdir, name)
+        outcome[name] = finished(part, part_dir)
+        if outcome[name] is None:
+            outcome[name] = EXPERIMENTS[part.experiment].run(part, part_dir)
+        else:
+            loaded.append(name)
+            logging.info("part %s finished earlier in %s: loaded, not rerun", name, part_dir)
+    part_times = {name: r["wall_time_s"] for name, r in outcome.items()}
     results = {
         "experiment": "paper",
         "config": config.to_dict(),
         "environment": environment(),
         "parts": {name: f"{name}/results.json" for name in outcome},
-        "part_wall_time_s": {name: r["wall_time_s"] for name, r in outcome.items()},
+        "part_wall_time_s": part_times,
+        "loaded_parts": loaded,
         "claims": scorecard(outcome),
         "shuffle_depth": shuffle_depth(outcome),
         "headline_layer": HEADLINE_LAYER,
-        "wall_time_s": time.time() - started,
+        # The parts' own times (a loaded part's from its run): what the scorecard took to make.
+        "wall_time_s": sum(part_times.values()),
+        "elapsed_s": time.time() - started,
     }
     if jax.process_index() == 0:
         report.write(results, workdir)

@@ -77,7 +77,10 @@ def _depth_table(results: dict) -> str:
             cell(r, "accuracy", "object", "permutenet"),
             cell(r, "accuracy", "object", "fixedperm"),
             cell(r, "drop", "object"),
-            " / ".join(cell(r, "readable_r2", t) for t in ("location", "object")),
+            *(
+                " / ".join(cell(r, "readable_r2", t, head) for t in ("location", "object"))
+                for head in ("permutenet", "fixedperm")
+            ),
             f"{r['at_budget']} of {r['runs']}",
         ]
         for r in depth
@@ -89,7 +92,8 @@ def _depth_table(results: dict) -> str:
         "object: PermuteNet",
         "object: fixed perm.",
         "object drop (paired)",
-        "readable R² (location / object)",
+        "readable R², PermuteNet (location / object)",
+        "readable R², fixed perm. (location / object)",
         "runs at budget",
     ]
     return (
@@ -99,14 +103,20 @@ def _depth_table(results: dict) -> str:
         "permute before that ResNet stage, 5 after global pooling. Readable R²: the share of "
         "PermuteNet's test logit variance (averaged over permutation draws) that a ridge "
         "regression on what its shuffle layer leaves readable explains (channel sum at 5, "
-        "channel-summed map before it).\n\n"
+        "channel-summed map before it), and the same for the fixed permutation's logits.\n\n"
     )
 
 
 def markdown(results: dict, figures) -> str:
     figures = "\n".join(f"![{name[:-4]}]({name})" for name in figures)
     links = "\n".join(
-        f"- `{name}` ({results['part_wall_time_s'][name] / 60:.1f} min): [report]"
+        f"- `{name}` ({results['part_wall_time_s'][name] / 60:.1f} min"
+        + (
+            ", loaded: it ran earlier in this workdir"
+            if name in results.get("loaded_parts", ())
+            else ""
+        )
+        + "): [report]"
         f"({path.replace('results.json', 'report.md')}), [results]({path})"
         for name, path in results["parts"].items()
     )
