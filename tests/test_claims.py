@@ -3,7 +3,7 @@ config's up-front checks."""
 
 import numpy as np
 import pytest
-from conftest import assert_bad_configs_fail_fast
+from conftest import assert_bad_configs_fail_fast, assert_command_line_errors, parse_config
 from scipy import stats as scipy_stats
 
 from gpj.analysis import claims, stats
@@ -128,6 +128,18 @@ BAD_PAPER_CONFIGS = {
 
 def test_bad_paper_configs_fail_before_any_training():
     assert_bad_configs_fail_fast("configs/paper.py:tiny", BAD_PAPER_CONFIGS)
+
+
+def test_a_bad_part_on_the_command_line_is_one_error_line_and_writes_nothing(tmp_path):
+    case = {"an unknown part": BAD_PAPER_CONFIGS["an unknown part"]}
+    assert_command_line_errors("configs/paper.py:shuffle_depth", case, tmp_path)
+
+
+@pytest.mark.parametrize("preset", ["shuffle_depth", "tiny,shuffle_depth", ""])
+def test_paper_presets_pass_every_check_before_compute(preset):
+    from gpj import experiments
+
+    experiments.check(parse_config([f"--config=configs/paper.py:{preset}".rstrip(":")]))
 
 
 def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows(tmp_path):

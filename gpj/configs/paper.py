@@ -2,7 +2,7 @@
 
   python -m gpj.main --config=configs/paper.py                 # every part
   python -m gpj.main --config=configs/paper.py:shuffle_depth   # claim 2 by shuffle depth only
-  python -m gpj.main --config=configs/paper.py:tiny            # smoke test, a few minutes
+  python -m gpj.main --config=configs/paper.py:tiny            # smoke test of all nine parts
 
 Runs the parts named in `parts` (default: all nine), each an experiment in its own folder of the
 workdir (resumable, with its own report), then writes `scorecard.md` with the rows of the claims
