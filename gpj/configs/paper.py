@@ -27,7 +27,8 @@ import ml_collections
 from gpj.configs import attack, invariance, probe
 from gpj.configs.presets import apply_presets
 
-SHUFFLE_PARTS = tuple(f"shuffle_layer_{k}" for k in range(1, 6))
+SHUFFLE_LAYERS = {f"shuffle_layer_{k}": k for k in range(1, 6)}  # part -> its shuffle layer
+SHUFFLE_PARTS = tuple(SHUFFLE_LAYERS)
 PARTS = ("probe", "probe_circular", "invariance", "attack", *SHUFFLE_PARTS)
 SEEDS = 3
 
@@ -60,7 +61,7 @@ def get_config(arg=None):
     c.attack.num_seeds = SEEDS
     _plateau(c.attack, budget_epochs=12)
 
-    for name, layer in zip(SHUFFLE_PARTS, range(1, 6), strict=True):
+    for name, layer in SHUFFLE_LAYERS.items():
         c[name] = probe.get_config("shuffle_depth")
         c[name].model.shuffle_layer = layer
     return apply_presets(c, arg, PRESETS)
@@ -91,7 +92,7 @@ def _tiny(c):
     for name in SHUFFLE_PARTS:
         tiny = probe.get_config("tiny,shuffle_depth")
         tiny.num_seeds = 2
-        tiny.model.shuffle_layer = c[name].model.shuffle_layer
+        tiny.model.shuffle_layer = SHUFFLE_LAYERS[name]
         tiny.train.update(num_epochs=2, eval_every_epochs=1)
         c[name] = tiny
 

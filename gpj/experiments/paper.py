@@ -13,7 +13,7 @@ from absl import logging
 
 from gpj import report
 from gpj.analysis import claims
-from gpj.configs.paper import PARTS, SHUFFLE_PARTS
+from gpj.configs.paper import PARTS, SHUFFLE_LAYERS, SHUFFLE_PARTS
 from gpj.errors import ConfigError
 from gpj.provenance import environment
 
@@ -35,7 +35,7 @@ COMMANDS = {  # the paper-scale command of each claim (GPU/TPU; the data prepare
     **{
         name: "python -m gpj.main --config=configs/probe.py:cifar10,shuffle_depth "
         f"--config.model.shuffle_layer={layer} --config.data.data_dir=~/tensorflow_datasets"
-        for layer, name in enumerate(SHUFFLE_PARTS, start=1)
+        for name, layer in SHUFFLE_LAYERS.items()
     },
 }
 HEADLINE_LAYER = 5  # the official code's default `layer=5`: the depth of the paper's headline
@@ -162,7 +162,7 @@ ROWS = (  # (claim, part, setting, decision) in scorecard order
     ),
     *(
         (2, name, _depth_setting(layer), claims.order_free_semantics)
-        for layer, name in enumerate(SHUFFLE_PARTS, start=1)
+        for name, layer in SHUFFLE_LAYERS.items()
     ),
     (3, "invariance", "two-view control", claims.augshift_invariance),
     (4, "attack", "position-needed task, control B", claims.position_channels_needed),
@@ -183,5 +183,5 @@ def scorecard(outcome: dict) -> list:
 def shuffle_depth(outcome: dict) -> list:
     """The shuffle-depth table's rows (`claims.by_shuffle_depth`) of the shuffle parts that ran."""
     return claims.by_shuffle_depth(
-        {layer: outcome[name] for layer, name in enumerate(SHUFFLE_PARTS, 1) if name in outcome}
+        {layer: outcome[name] for name, layer in SHUFFLE_LAYERS.items() if name in outcome}
     )

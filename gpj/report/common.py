@@ -89,10 +89,15 @@ def stopped(run) -> str:
     return "plateau" if run["steps"] < run.get("budget_steps", run["steps"]) else "budget"
 
 
+def figure_links(figures) -> str:
+    """Markdown image links to the figure files `figures`, one a line."""
+    return "\n".join(f"![{os.path.splitext(n)[0]}]({n})" for n in figures)
+
+
 def document(title, settings, headline, runs_table, figures, results) -> str:
     """A report: title, settings, headline table, per-run table, figures, environment."""
-    links = "\n".join(f"![{os.path.splitext(n)[0]}]({n})" for n in figures)
-    sections = [f"# {title}", settings, headline, "## Runs", runs_table, "## Figures", links]
+    sections = [f"# {title}", settings, headline, "## Runs", runs_table, "## Figures"]
+    sections.append(figure_links(figures))
     return "\n\n".join([*sections, environment_line(results)]) + "\n"
 
 

@@ -4,7 +4,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from gpj.analysis.claims import SMALL_DROP
-from gpj.report.common import environment_line, markdown_table, pct_ci, save_figure
+from gpj.report.common import (
+    environment_line,
+    figure_links,
+    markdown_table,
+    pct_ci,
+    save_figure,
+)
 
 REPORT_NAME = "scorecard.md"
 CLAIMS = {
@@ -108,7 +114,6 @@ def _depth_table(results: dict) -> str:
 
 
 def markdown(results: dict, figures) -> str:
-    figures = "\n".join(f"![{name[:-4]}]({name})" for name in figures)
     links = "\n".join(
         f"- `{name}` ({results['part_wall_time_s'][name] / 60:.1f} min"
         + (
@@ -127,7 +132,7 @@ def markdown(results: dict, figures) -> str:
                 table(results),
                 "## Parts",
                 links,
-                *([figures] if figures else []),
+                *([figure_links(figures)] if figures else []),
                 environment_line(results),
             ]
         )
