@@ -6,11 +6,7 @@ import pytest
 from conftest import assert_bad_configs_fail_fast, assert_command_line_errors, parse_config
 from scipy import stats as scipy_stats
 
-from gpj.analysis import claims, stats
-
-
-def _described(low, high):
-    return {"mean": (low + high) / 2, "ci95": [low, high], "n": 3, "std": 0.1}
+from gpj.analysis import claims, sequential, stats
 
 
 @pytest.mark.parametrize(
@@ -26,11 +22,11 @@ def _described(low, high):
     ],
 )
 def test_the_verdict_rule(interval, sign, boundary, verdict):
-    assert claims.decide(_described(*interval), sign, boundary) == verdict
+    assert claims.decide(list(interval), sign, boundary) == verdict
 
 
 def test_one_seed_is_inconclusive_and_claims_combine():
-    assert claims.decide({"mean": 0.5, "ci95": None}, +1) == claims.INCONCLUSIVE
+    assert claims.decide(None, +1) == claims.INCONCLUSIVE
     s, n, i = claims.SUPPORTED, claims.NOT_SUPPORTED, claims.INCONCLUSIVE
     assert claims.combine([s, s]) == s
     assert claims.combine([s, i]) == i
@@ -44,7 +40,11 @@ def _probe(accuracy, **extra):
         for (h, t), values in accuracy.items()
         for k, a in enumerate(values)
     ]
-    return {"runs": runs, "summary": stats.summarise(runs, ("head", "task"), ("accuracy",))}
+    return {
+        "runs": runs,
+        "summary": stats.summarise(runs, ("head", "task"), ("accuracy",)),
+        "environment": {"cpu": "a test CPU", "packages": {"jax": "0.0"}},
+    }
 
 
 def test_claims_one_and_two_pair_heads_by_seed():
@@ -57,12 +57,13 @@ def test_claims_one_and_two_pair_heads_by_seed():
             ("permutenet", "object"): [0.2, 0.25, 0.3],
         }
     )
-    one = claims.channel_wise_position(probe)
+    one = claims.judge(claims.channel_wise_position(probe))
     expected = scipy_stats.ttest_rel([1.0, 0.98, 0.99], [0.2, 0.3, 0.25]).confidence_interval()
     assert one["differences"]["gapnet − permutenet"]["ci95"] == pytest.approx(list(expected))
+    assert one["differences"]["gapnet − permutenet"]["interval"] == pytest.approx(list(expected))
     assert one["verdict"] == claims.SUPPORTED
     assert one["convergence"].startswith("9 of 9 runs stopped on a training-loss plateau")
-    two = claims.order_free_semantics(probe)
+    two = claims.judge(claims.order_free_semantics(probe))
     drop = np.array([0.95, 0.9, 0.93]) - [0.2, 0.25, 0.3]
     assert two["differences"]["fixedperm − permutenet"]["mean"] == pytest.approx(drop.mean())
     assert two["verdict"] == claims.NOT_SUPPORTED  # loses far more than 10 points
@@ -80,6 +81,20 @@ def _depth_probe(permutenet_object):
     ) | {"config": {"train": {"plateau_on": "test_accuracy"}}}
 
 
+def _scorecard(outcome: dict) -> list:
+    """The scorecard rows of `outcome` (part -> results) judged by the one-stage design (the
+    plain 95 % interval)."""
+    from gpj.experiments import paper
+
+    design = sequential.Design((3,))
+    judged = {
+        i: sequential.judge(decide(outcome[part]), 1, design)[0]
+        for i, (_, part, _, decide) in enumerate(paper.ROWS)
+        if part in outcome
+    }
+    return paper.scorecard(outcome, judged, open_rows=[])
+
+
 def test_claim_two_is_decided_at_each_shuffle_depth():
     from gpj.experiments import paper
 
@@ -87,7 +102,7 @@ def test_claim_two_is_decided_at_each_shuffle_depth():
     for r in deep["runs"][:3]:
         r["steps"] = 20  # three runs ended at their budget
     outcome = {"shuffle_layer_5": deep, "shuffle_layer_1": shallow}
-    rows = paper.scorecard(outcome)
+    rows = _scorecard(outcome)
     assert [r["claim"] for r in rows] == [2, 2]
     first, headline = rows  # in layer order, whatever order the parts ran in
     assert "shuffle layer 1" in first["setting"] and "channel-summed map" in first["setting"]
@@ -95,6 +110,7 @@ def test_claim_two_is_decided_at_each_shuffle_depth():
     assert first["verdict"] == claims.SUPPORTED and headline["verdict"] == claims.NOT_SUPPORTED
     assert headline["convergence"].startswith("6 of 6 runs stopped on a test-curve plateau")
     assert "--config.model.shuffle_layer=5" in headline["command"]
+    assert (headline["stage"], headline["cpu"], headline["jax"]) == (1, "a test CPU", "0.0")
     location = first["differences"]["location: fixedperm − permutenet"]
     assert location["mean"] == pytest.approx(np.mean([0.1, 0.05, 0.0]))
 
@@ -109,6 +125,46 @@ def test_claim_two_is_decided_at_each_shuffle_depth():
     assert (table[1]["at_budget"], table[1]["runs"]) == (3, 12)
 
 
+def test_a_second_run_renders_as_a_stability_column(tmp_path):
+    """README block `paper beside other`: the scorecard with the other run's verdict, stage, CPU
+    and jax version per row, and where both runs came from."""
+    import json
+
+    from gpj.report import readme
+
+    def paper_results(permutenet_object, cpu):
+        outcome = {"shuffle_layer_5": _depth_probe(permutenet_object)}
+        outcome["shuffle_layer_5"]["environment"]["cpu"] = cpu
+        return {
+            "experiment": "paper",
+            "config": {"shuffle_layer_5": {"num_seeds": 3}},
+            "parts": {"shuffle_layer_5": "shuffle_layer_5/results.json"},
+            "claims": _scorecard(outcome),
+            "design": sequential.operating_characteristics(sequential.Design((3,))),
+            "environment": {
+                "argv": ["--config=configs/paper.py"],
+                "device_count": 2,
+                "platform": "cpu",
+                "cpu": cpu,
+                "packages": {"jax": "0.0"},
+            },
+            "wall_time_s": 60.0,
+        }
+
+    (tmp_path / "results").mkdir()
+    for name, accuracy, cpu in (
+        ("first", [0.2, 0.25, 0.22], "CPU A"),
+        ("other", [0.93, 0.9, 0.94], "CPU B"),
+    ):
+        (tmp_path / "results" / f"{name}.json").write_text(json.dumps(paper_results(accuracy, cpu)))
+    text = readme.render("<!-- results: first beside other -->\n<!-- /results -->\n", str(tmp_path))
+    assert "| verdict in the other run |" in text
+    row = next(line for line in text.splitlines() if "shuffle layer 5" in line)
+    assert f"**{claims.NOT_SUPPORTED}**" in row and "CPU A, jax 0.0" in row
+    assert f"{claims.SUPPORTED} (stage 1, CPU B, jax 0.0)" in row
+    assert "Stability column: *From [`results/other.json`]" in text
+
+
 BAD_PAPER_CONFIGS = {
     "an unknown part": (
         ["--config.parts=('probe','shuffle_layer_6')"],
@@ -119,6 +175,12 @@ BAD_PAPER_CONFIGS = {
         ["--config.probe.model.padding=mirror"],
         "probe.model.padding='mirror' is not valid",
     ),
+    "stages that do not grow": (
+        ["--config.stages=(3,3)"],
+        "stages=(3, 3) must be increasing seed counts from at least 2",
+    ),
+    "an error rate above one half": (["--config.alpha=0.7"], "alpha=0.7 must be between"),
+    "a negative budget": (["--config.max_minutes=-1.0"], "max_minutes=-1.0 must be between 0.0"),
     "a part of the wrong experiment": (
         ["--config.attack.experiment=probe"],
         "attack.experiment='probe' must be 'attack'",
@@ -144,8 +206,9 @@ def test_paper_presets_pass_every_check_before_compute(preset):
 
 def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows(tmp_path):
     """End to end: two of the shuffle-depth parts, named in `parts`, each a probe in its own
-        folder; the scorecard has their claim-2 rows only, the table and the plot; run again, it loads
-    the finished parts."""
+    folder; the scorecard has their claim-2 rows only, the table and the plot; run again, it loads
+    the finished parts; with a second stage it stops at a budget, then resumes, training only the
+    added seed."""
     import json
 
     from conftest import finished_run
@@ -170,14 +233,43 @@ def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows
     assert "**Claim 2 by shuffle depth**" in scorecard and "| 5 (headline) |" in scorecard
     assert "](shuffle_depth.png)" in scorecard and (tmp_path / "shuffle_depth.png").is_file()
     assert "Claim 2 by shuffle depth" in out
-    assert results["loaded_parts"] == [] and results["wall_time_s"] == pytest.approx(
+    assert results["loaded_parts"] == {} and results["wall_time_s"] == pytest.approx(
         sum(results["part_wall_time_s"].values())
     )
 
     # Run again in the same workdir: the finished parts are loaded, not rerun, with their times.
     finished_run(tmp_path, *args)
     again = json.loads((tmp_path / "results.json").read_text())
-    assert again["loaded_parts"] == ["shuffle_layer_2", "shuffle_layer_5"]
+    assert again["loaded_parts"] == {"shuffle_layer_2": [1], "shuffle_layer_5": [1]}
     assert again["part_wall_time_s"] == results["part_wall_time_s"]
     assert again["claims"] == results["claims"] and again["elapsed_s"] < 60
     assert "loaded: it ran earlier in this workdir" in (tmp_path / "scorecard.md").read_text()
+
+    # Two stages, with α so small that no 2-seed interval can decide: stage 1 loads the 2-seed
+    # parts, stage 2 would add a seed to each. A budget of 6 ms stops cleanly before it ...
+    staged = (*args, "--config.stages=(2,3)", "--config.alpha=1e-6")
+    out = finished_run(tmp_path, *staged, "--config.max_minutes=1e-4")
+    stopped = json.loads((tmp_path / "results.json").read_text())
+    assert "Stopped at the budget" in out and not stopped["complete"]
+    assert stopped["stopped"] == {"stage": 2, "part": "shuffle_layer_2"}
+    assert [(r["verdict"], r["stage"]) for r in stopped["claims"]] == [("open", 1)] * 2
+    assert "**Stopped at the budget**" in (tmp_path / "scorecard.md").read_text()
+
+    # ... and the same command without it resumes: seeds 0-1 load from their checkpoints, only
+    # seed 2 trains, and each row is judged at stage 2 of 2 with its smallest detectable effect.
+    finished_run(tmp_path, *staged)
+    final = json.loads((tmp_path / "results.json").read_text())
+    assert final["complete"] and final["loaded_parts"] == {
+        "shuffle_layer_2": [1],
+        "shuffle_layer_5": [1],
+    }
+    part = json.loads((tmp_path / "shuffle_layer_5" / "results.json").read_text())
+    sources = {(r["seed"], r["weights"]["source"]) for r in part["runs"]}
+    assert sources == {(0, "checkpoint"), (1, "checkpoint"), (2, "init")}
+    for row in final["claims"]:
+        assert (row["stage"], row["stages"], row["verdict"]) == (2, 2, claims.INCONCLUSIVE)
+        tested = row["differences"]["fixedperm − permutenet"]
+        assert tested["n"] == 3 and tested["detectable"] > 0
+    times = json.loads((tmp_path / "part_times.json").read_text())
+    assert set(times["shuffle_layer_5"]) == {"2", "3"}
+    assert final["wall_time_s"] == pytest.approx(sum(sum(t.values()) for t in times.values()))

@@ -1,7 +1,9 @@
 """The paper's five claims, decided from the results of the runs that test them.
 
-Every decision compares a measured difference's 95 % t-interval (seeds as units) with the sign
-the paper's hypothesis predicts, by one rule written before the runs:
+Each claim function names the differences its verdict rests on (`tests`: a difference and the
+side the paper predicts) and the boundary; `judge` decides it by comparing each tested
+difference's t-interval (seeds as units; 95 %, or a group-sequential stage's nominal level from
+`gpj.analysis.sequential`) with that side, by one rule written before the runs:
 
 - **supported**: the interval lies wholly on the predicted side;
 - **not supported at this scale**: it lies wholly on the other side;
@@ -16,15 +18,39 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported at this sca
 SMALL_DROP = 0.10  # claim 2: "largely not channel-order dependent" = loses < 10 points of accuracy
 
 
-def decide(described: dict, sign: int, boundary: float = 0.0) -> str:
-    """The verdict on a difference predicted to lie above (`sign` = +1) or below (−1) `boundary`."""
-    if not described.get("ci95"):
+def decide(interval, sign: int, boundary: float = 0.0) -> str:
+    """The verdict on a difference predicted to lie above (`sign` = +1) or below (−1) `boundary`,
+    from its interval `[low, high]` (None: one seed, no interval)."""
+    if not interval:
         return INCONCLUSIVE
-    low, high = (sign * (v - boundary) for v in described["ci95"])
+    low, high = (sign * (v - boundary) for v in interval)
     low, high = min(low, high), max(low, high)
     if low > 0:
         return SUPPORTED
     return NOT_SUPPORTED if high < 0 else INCONCLUSIVE
+
+
+def judge(row: dict, confidence: float = 0.95) -> dict:
+    """A claim function's `row` with its verdict: each tested difference gets its t-interval at
+    `confidence` (`interval`), decided against the row's boundary, and the tests `combine`."""
+    differences = dict(row["differences"])
+    verdicts = []
+    for test in row["tests"]:
+        tested = {**differences[test["difference"]]}
+        tested["interval"] = stats.interval(tested, confidence)
+        differences[test["difference"]] = tested
+        verdicts.append(decide(tested["interval"], test["sign"], row["boundary"]))
+    return {
+        **row,
+        "differences": differences,
+        "confidence": confidence,
+        "verdict": combine(verdicts),
+    }
+
+
+def _tests(*signed) -> list:
+    """[{"difference", "sign"}] from (difference, sign) pairs."""
+    return [{"difference": name, "sign": sign} for name, sign in signed]
 
 
 def combine(verdicts) -> str:
@@ -95,7 +121,8 @@ def channel_wise_position(probe: dict) -> dict:
         + (", fixed permutation" if len(differences) > 1 else "")
         + ") − without (PermuteNet)",
         "differences": differences,
-        "verdict": combine(decide(d, +1) for d in differences.values()),
+        "tests": _tests(*((name, +1) for name in differences)),
+        "boundary": 0.0,
         "convergence": _converged(probe, ("permutenet", "gapnet", "fixedperm"), "location"),
     }
 
@@ -117,7 +144,8 @@ def order_free_semantics(probe: dict) -> dict:
         "measured": f"object accuracy lost without channel order (fixed permutation − PermuteNet), "
         f"against {100 * SMALL_DROP:.0f} points",
         "differences": differences,
-        "verdict": decide(drop, -1, SMALL_DROP),
+        "tests": _tests(("fixedperm − permutenet", -1)),
+        "boundary": SMALL_DROP,
         "convergence": _converged(probe, ("permutenet", "fixedperm"), "object"),
     }
 
@@ -133,7 +161,8 @@ def augshift_invariance(invariance: dict) -> dict:
             "augshift − baseline": comparisons["augshift", "baseline"],
             "two_view − baseline": comparisons["two_view", "baseline"],
         },
-        "verdict": decide(fair, +1),
+        "tests": _tests(("augshift − two_view", +1)),
+        "boundary": 0.0,
     }
 
 
@@ -158,7 +187,8 @@ def position_channels_needed(attack: dict) -> dict:
         "measured": f"whole-image mIoU with the top-{needed['n']} position channels ablated, "
         "minus N random channels",
         "differences": differences,
-        "verdict": decide(needed["overall_vs_random"], -1),
+        "tests": _tests(("position-needed: top − random mIoU", -1)),
+        "boundary": 0.0,
     }
 
 
@@ -177,5 +207,8 @@ def region_specific_attack(attack: dict) -> dict:
         "measured": f"Δ mIoU(left half) − Δ mIoU(right half) of the top-{needed['n']} 'left' / "
         "'right' channels, minus random channels'",
         "differences": differences,
-        "verdict": combine([decide(needed["left_excess"], -1), decide(needed["right_excess"], +1)]),
+        "tests": _tests(
+            ("'left' attack: asymmetry − random", -1), ("'right' attack: asymmetry − random", +1)
+        ),
+        "boundary": 0.0,
     }

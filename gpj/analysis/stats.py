@@ -23,12 +23,19 @@ def describe(values: Sequence[float], confidence: float = 0.95) -> dict:
         raise ValueError("describe() needs at least one value")
     mean = float(values.mean())
     std = float(values.std(ddof=1)) if n > 1 else 0.0
-    interval = None
-    if n > 1:
-        # stdtrit: the Student-t quantile (scipy.stats.t.ppf, without importing scipy.stats).
-        half = float(special.stdtrit(n - 1, 0.5 + confidence / 2)) * std / np.sqrt(n)
-        interval = [mean - half, mean + half]
-    return {"mean": mean, "std": std, "n": n, "ci95": interval}
+    described = {"mean": mean, "std": std, "n": n}
+    return {**described, "ci95": interval(described, confidence)}
+
+
+def interval(described: dict, confidence: float) -> list | None:
+    """The two-sided Student-t interval `[low, high]` of a `describe`d mean at `confidence`
+    (n − 1 degrees of freedom), or None for a single value."""
+    n = described["n"]
+    if n < 2:
+        return None
+    # stdtrit: the Student-t quantile (scipy.stats.t.ppf, without importing scipy.stats).
+    half = float(special.stdtrit(n - 1, 0.5 + confidence / 2)) * described["std"] / np.sqrt(n)
+    return [described["mean"] - half, described["mean"] + half]
 
 
 def summarise(rows: Sequence[dict], group_by: Sequence[str], metrics: Sequence[str]) -> list:

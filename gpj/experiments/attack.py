@@ -93,6 +93,12 @@ def declare(config) -> list:
     return declared + _classifier_kinds(config)
 
 
+def derived(runs: list) -> dict:
+    """The results' fields computed from the runs: the attack curves over seeds, and the
+    segmentation attacks' effects beside random channels."""
+    return {"summary": attack.summarise(runs), "effects": attack.effects(runs)}
+
+
 def run(config, workdir: str) -> dict:
     """Attacks the segmentation model and the GAPNet classifiers; writes results and report."""
     declared = declare(config)
@@ -108,11 +114,10 @@ def run(config, workdir: str) -> dict:
         config,
         "attack",
         runs=runs,
-        summary=attack.summarise(runs),
+        **derived(runs),
         started=started,
         dataset=driver.dataset_summary(declared[-1].data),
         **extra,
-        effects=attack.effects(runs),
     )
     if jax.process_index() == 0:
         report.write(results, workdir)

@@ -101,27 +101,32 @@ def declare(config) -> list:
     return [kind(config, name, dataset) for name in config.variants]
 
 
+def derived(runs: list) -> dict:
+    """The results' fields computed from the runs: each variant's metrics over seeds, and the
+    `COMPARISONS` of the variants that ran, paired by seed (with two seeds or more)."""
+    summary = stats.summarise(runs, ("variant",), METRICS)
+    for row in summary:  # the probe's chance depends only on the seeded offsets
+        row["position_probe_chance"] = runs[0]["position_probe_chance"]
+    present = {r["variant"] for r in runs}
+    comparisons = [
+        stats.paired(runs, "variant", a, b, "consistency")
+        for a, b in COMPARISONS
+        if {a, b} <= present and len({r["seed"] for r in runs}) > 1
+    ]
+    return {"summary": summary, "comparisons": comparisons}
+
+
 def run(config, workdir: str) -> dict:
     """Trains and evaluates every variant and seed; writes results.json, report.md, figures."""
     declared = declare(config)
     started = time.time()
     runs = driver.run(declared, workdir, engine.make_mesh())
     dataset = declared[0].data
-    summary = stats.summarise(runs, ("variant",), METRICS)
-    for row in summary:  # the probe's chance depends only on the seeded offsets
-        row["position_probe_chance"] = runs[0]["position_probe_chance"]
-    present = set(config.variants)
-    comparisons = [
-        stats.paired(runs, "variant", a, b, "consistency")
-        for a, b in COMPARISONS
-        if {a, b} <= present and config.num_seeds > 1
-    ]
     results = driver.results(
         config,
         "invariance",
         runs=runs,
-        summary=summary,
-        comparisons=comparisons,
+        **derived(runs),
         started=started,
         dataset=driver.dataset_summary(
             dataset, input=list(declared[0].task.input_shape(dataset)[1:])

@@ -9,13 +9,16 @@ import re
 import time
 
 import jax
+import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from gpj import report
-from gpj.analysis import claims
+from gpj.analysis import claims, sequential
 from gpj.configs.paper import PARTS, SHUFFLE_LAYERS, SHUFFLE_PARTS
 from gpj.errors import ConfigError
 from gpj.provenance import environment
+from gpj.validation import check_range
 
 EXPECTED = {
     "probe": "probe",
@@ -63,10 +66,21 @@ def parts(config) -> list:
     return found
 
 
+def validate(config) -> None:
+    """The sequential design's fields: `stages`, `alpha`, `max_minutes`."""
+    try:
+        sequential.check_stages(config.stages)
+    except ValueError as e:
+        raise ConfigError(f"stages={e}") from None
+    check_range(config, "alpha", 1e-6, 0.5)
+    check_range(config, "max_minutes", 0.0, float("inf"))
+
+
 def declare(config) -> list:
     """Every part's run kinds; a part's config error names the part (`probe.model.padding=...`)."""
     from gpj.experiments import EXPERIMENTS
 
+    validate(config)
     declared = []
     for name, part in parts(config):
         try:
@@ -78,8 +92,9 @@ def declare(config) -> list:
 
 
 def finished(part, workdir: str) -> dict | None:
-    """The results of a part that already ran to the end with this config in `workdir`, or None
-    (then it runs, resuming its runs' checkpoints)."""
+    """The results of a part that already ran to the end in `workdir` with this config, or with
+    it and more seeds (those results, restricted to this config's seeds: `at_seeds`); else None
+    (then it runs, its finished seeds loaded from their checkpoints)."""
     path = os.path.join(workdir, "results.json")
     if not os.path.isfile(path):
         return None
@@ -89,43 +104,149 @@ def finished(part, workdir: str) -> dict | None:
         except json.JSONDecodeError as e:
             logging.warning("%s is not valid JSON (%s); the part runs again", path, e)
             return None
-    return results if results.get("config") == json.loads(json.dumps(part.to_dict())) else None
+    wanted = json.loads(json.dumps(part.to_dict()))
+    ran = results.get("config", {})
+    same = {**ran, "num_seeds": wanted["num_seeds"]} == wanted
+    return (
+        at_seeds(results, part.num_seeds) if same and ran["num_seeds"] >= part.num_seeds else None
+    )
+
+
+def at_seeds(results: dict, n: int) -> dict:
+    """A part's results restricted to its first `n` seeds, the fields derived from the runs
+    recomputed by its experiment: what the part would have given with `n` seeds."""
+    from gpj.experiments import EXPERIMENTS
+
+    seeds = results["seeds"][:n]
+    runs = [r for r in results["runs"] if r["seed"] in seeds]
+    derived = EXPERIMENTS[results["experiment"]].derived(runs)
+    return {**results, "seeds": seeds, "runs": runs, **derived}
+
+
+class _Times:
+    """Each part's measured times in `<workdir>/part_times.json`, per seed count it reached
+    ({part: {n: seconds}}): what the scorecard took, and the expected time of a later stage."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, "part_times.json")
+        self.seconds = {}
+        if os.path.isfile(self.path):
+            with open(self.path) as f:
+                self.seconds = json.load(f)
+
+    def record(self, name: str, n: int, seconds: float, overwrite: bool = True) -> None:
+        times = self.seconds.setdefault(name, {})
+        if overwrite or str(n) not in times:
+            times[str(n)] = seconds
+        if jax.process_index() == 0:
+            report.write_json(self.seconds, self.path)
+
+    def expected(self, name: str, n: int) -> float | None:
+        """Seconds to bring part `name` to `n` seeds: its measured time per seed, times the seeds
+        it lacks; None before it has run."""
+        times = self.seconds.get(name)
+        if not times:
+            return None
+        reached = max(int(k) for k in times)
+        return sum(times.values()) / reached * max(0, n - reached)
+
+    def total(self, names) -> float:
+        return sum(sum(self.seconds.get(name, {}).values()) for name in names)
 
 
 def run(config, workdir: str) -> dict:
-    """Checks every part, runs each in `<workdir>/<part>` (a part that already finished there
-    with the same config is loaded, not rerun), then writes the scorecard."""
+    """Checks every part, then runs the group-sequential design (`gpj.analysis.sequential`):
+    stage k brings every part with an undecided claim row to `stages[k]` seeds, in
+    `<workdir>/<part>` (finished seeds load from their checkpoints; a part that already reached
+    those seeds is loaded), then judges its open rows. Stops cleanly when the next part would
+    pass `max_minutes`; the same command resumes. Writes the scorecard."""
     from gpj.experiments import EXPERIMENTS, check
 
     check(config)  # every part's checks before any training
-    started = time.time()
-    outcome, loaded = {}, []
-    for name, part in parts(config):
-        part_dir = os.path.join(workdir, name)
-        outcome[name] = finished(part, part_dir)
-        if outcome[name] is None:
-            outcome[name] = EXPERIMENTS[part.experiment].run(part, part_dir)
-        else:
-            loaded.append(name)
-            logging.info("part %s finished earlier in %s: loaded, not rerun", name, part_dir)
-    part_times = {name: r["wall_time_s"] for name, r in outcome.items()}
+    design = sequential.Design(tuple(config.stages), config.alpha)
+    started, budget = time.time(), 60 * config.max_minutes or float("inf")
+    times, named = _Times(workdir), dict(parts(config))
+    outcome, loaded, judged, stopped = {}, {}, {}, None
+    open_rows = [i for i, row in enumerate(ROWS) if row[1] in named]
+    for stage, n in enumerate(design.stages, 1):
+        todo = [name for name in named if any(ROWS[i][1] == name for i in open_rows)]
+        if not todo:
+            break
+        _announce(stage, design, todo, times)
+        for name in todo:
+            part = named[name].copy_and_resolve_references()
+            part.num_seeds = n
+            results = finished(part, os.path.join(workdir, name))
+            if results is not None:
+                loaded.setdefault(name, []).append(stage)
+                times.record(name, results["config"]["num_seeds"], results["wall_time_s"], False)
+            elif _past_budget(time.time() - started, times.expected(name, n), budget):
+                stopped = {"stage": stage, "part": name}
+                break
+            else:
+                results = EXPERIMENTS[part.experiment].run(part, os.path.join(workdir, name))
+                times.record(name, n, results["wall_time_s"])
+            outcome[name] = at_seeds(results, n)
+            for i in [i for i in open_rows if ROWS[i][1] == name]:
+                judged[i], done = sequential.judge(ROWS[i][3](outcome[name]), stage, design)
+                if done:
+                    open_rows.remove(i)
+        if stopped:
+            break
     results = {
         "experiment": "paper",
         "config": config.to_dict(),
         "environment": environment(),
+        "design": sequential.operating_characteristics(design),
+        "complete": stopped is None,
+        "stopped": stopped,
         "parts": {name: f"{name}/results.json" for name in outcome},
-        "part_wall_time_s": part_times,
+        "part_wall_time_s": {name: times.total([name]) for name in outcome},
         "loaded_parts": loaded,
-        "claims": scorecard(outcome),
+        "claims": scorecard(outcome, judged, open_rows),
         "shuffle_depth": shuffle_depth(outcome),
         "headline_layer": HEADLINE_LAYER,
         # The parts' own times (a loaded part's from its run): what the scorecard took to make.
-        "wall_time_s": sum(part_times.values()),
+        "wall_time_s": times.total(outcome),
         "elapsed_s": time.time() - started,
     }
     if jax.process_index() == 0:
         report.write(results, workdir)
+        if stopped:
+            print(
+                f"Stopped at the budget (max_minutes={config.max_minutes}) before stage "
+                f"{stopped['stage']}'s part {stopped['part']}; the same command resumes."
+            )
     return results
+
+
+def _past_budget(elapsed: float, expected: float | None, budget: float) -> bool:
+    """Whether a part expected to take `expected` seconds (None: not measured yet) would end past
+    the budget; decided on process 0, so every process stops together."""
+    past = elapsed >= budget or (expected is not None and elapsed + expected > budget)
+    if jax.process_count() > 1:
+        past = bool(multihost_utils.broadcast_one_to_all(np.array(past)))
+    return past
+
+
+def _announce(stage: int, design, todo: list, times: _Times) -> None:
+    """Prints the stage's parts and their expected time, from their measured time per seed."""
+    if jax.process_index() != 0:
+        return
+    n = design.stages[stage - 1]
+    expected = {name: times.expected(name, n) for name in todo}
+    known = [s for s in expected.values() if s is not None]
+    parts_text = ", ".join(
+        f"{name} ({'not measured yet' if s is None else f'~{s / 60:.0f} min'})"
+        for name, s in expected.items()
+    )
+    total = f"~{sum(known) / 60:.0f} min" + (
+        " and unmeasured parts" if len(known) < len(todo) else ""
+    )
+    print(
+        f"Stage {stage} of {len(design.stages)}: {n} seeds for {parts_text}; expected {total}",
+        flush=True,
+    )
 
 
 def _depth_setting(layer: int) -> str:
@@ -170,14 +291,21 @@ ROWS = (  # (claim, part, setting, decision) in scorecard order
 )
 
 
-def scorecard(outcome: dict) -> list:
+def scorecard(outcome: dict, judged: dict, open_rows: list) -> list:
     """One row per claim and setting whose part ran: what was measured, the differences, the
-    verdict, and the paper-scale command."""
-    return [
-        {"claim": claim, "setting": setting, **decision(outcome[part]), "command": COMMANDS[part]}
-        for claim, part, setting, decision in ROWS
-        if part in outcome
-    ]
+    verdict with its stage and n (a row still open at a budget stop says so), the CPU and jax
+    version of its part's run, and the paper-scale command."""
+    rows = []
+    for i, (claim, name, setting, _) in enumerate(ROWS):
+        if i not in judged:
+            continue
+        environment = outcome[name]["environment"]
+        row = {"claim": claim, "setting": setting, **judged[i], "command": COMMANDS[name]}
+        if i in open_rows:  # stopped at the budget before its next stage
+            row["verdict"] = "open"
+        row.update(cpu=environment["cpu"], jax=environment["packages"]["jax"])
+        rows.append(row)
+    return rows
 
 
 def shuffle_depth(outcome: dict) -> list:

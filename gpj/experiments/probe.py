@@ -52,6 +52,11 @@ def declare(config) -> list:
     return [kinds.canvas(config, spec, dataset) for spec in config.runs]
 
 
+def derived(runs: list) -> dict:
+    """The results' fields computed from the runs: accuracy per head and task over seeds."""
+    return {"summary": stats.summarise(runs, ("head", "task"), ("accuracy",))}
+
+
 def run(config, workdir: str) -> dict:
     """Trains and evaluates every run and seed; writes results.json, report.md, figures."""
     declared = declare(config)
@@ -63,7 +68,7 @@ def run(config, workdir: str) -> dict:
         config,
         "probe",
         runs=runs,
-        summary=stats.summarise(runs, ("head", "task"), ("accuracy",)),
+        **derived(runs),
         started=started,
         dataset=driver.dataset_summary(
             dataset, canvas=list(declared[0].task.input_shape(dataset)[1:])

@@ -22,43 +22,109 @@ CLAIMS = {
 }
 
 
-def _points(described) -> str:
+def _points(described, key: str = "ci95") -> str:
     text = f"{100 * described['mean']:+.1f}"
-    if described.get("ci95"):
-        low, high = described["ci95"]
+    if described.get(key):
+        low, high = described[key]
         text += f" [{100 * low:+.1f}, {100 * high:+.1f}]"
     return text
 
 
-def table(results: dict) -> str:
+def _difference(name: str, described: dict, row: dict) -> str:
+    """A difference with its interval: a tested one's at the stage's level (bold, against the
+    boundary; its smallest detectable effect when it ended inconclusive), context ones at 95 %."""
+    if "interval" not in described:
+        return f"{name}: {_points(described)}"
+    text = f"**{name}: {_points(described, 'interval')}** (n = {described['n']})"
+    if described.get("detectable") is not None:
+        text += f", detectable ±{100 * described['detectable']:.1f} from the boundary"
+    return text
+
+
+def _verdict(row: dict) -> str:
+    text = f"**{row['verdict']}**"
+    if "stage" in row:
+        text += (
+            f"<br>stage {row['stage']} of {row['stages']}, "
+            f"{100 * row['confidence']:.2f} % interval, boundary {100 * row['boundary']:+.0f}"
+        )
+    if row.get("convergence"):
+        text += f"<br>({row['convergence']})"
+    return text
+
+
+def table(results: dict, beside: dict | None = None) -> str:
+    """The shuffle-depth table, then the scorecard: one row per claim and setting; with `beside`
+    (another paper run's results), its verdicts in a stability column."""
+    elsewhere = {}
+    if beside:
+        elsewhere = {(r["claim"], r["setting"]): r for r in beside["claims"]}
     rows = []
     for row in results["claims"]:
-        numbers = "<br>".join(f"{k}: {_points(v)}" for k, v in row["differences"].items())
-        verdict = f"**{row['verdict']}**"
-        if row.get("convergence"):
-            verdict += f"<br>({row['convergence']})"
-        rows.append(
-            [
-                f"{row['claim']}. {CLAIMS[row['claim']]}",
-                row["setting"],
-                row["measured"],
-                numbers,
-                verdict,
-                f"`{row['command']}`",
-            ]
-        )
-    header = ["claim", "setting", "measured", "difference, points [95 % t-interval]", "verdict"]
+        numbers = "<br>".join(_difference(k, v, row) for k, v in row["differences"].items())
+        cells = [
+            f"{row['claim']}. {CLAIMS[row['claim']]}",
+            row["setting"],
+            row["measured"],
+            numbers,
+            _verdict(row) + (f"<br>{row['cpu']}, jax {row['jax']}" if "cpu" in row else ""),
+        ]
+        if beside:
+            other = elsewhere.get((row["claim"], row["setting"]))
+            cells.append(
+                f"{other['verdict']} (stage {other.get('stage', 1)}, {other['cpu']}, "
+                f"jax {other['jax']})"
+                if other and "cpu" in other
+                else (other["verdict"] if other else "not run")
+            )
+        cells.append(f"`{row['command']}`")
+        rows.append(cells)
+    header = ["claim", "setting", "measured", "difference, points [interval]", "verdict"]
+    header += ["verdict in the other run"] if beside else []
     header.append("paper-scale command")
-    config = results["config"]
-    seeds = ", ".join(f"{name} {config[name]['num_seeds']}" for name in results["parts"])
+    return _depth_table(results) + markdown_table(header, rows) + "\n\n" + _rule(results)
+
+
+def _rule(results: dict) -> str:
+    """The verdict rule and the design's operating characteristics, as the results state them."""
+    boundary = (
+        "**supported** when a tested difference's (bold) t-interval (seeds as units, n − 1 "
+        "degrees of freedom) lies wholly on the side the paper predicts, **not supported at "
+        "this scale** when wholly on the other side, else undecided (boundary 0; for claim 2, "
+        f"a loss of {100 * SMALL_DROP:.0f} points)."
+    )
+    design = results.get("design")
+    if not design:  # a fixed-n scorecard from before the sequential design
+        config = results["config"]
+        seeds = ", ".join(f"{name} {config[name]['num_seeds']}" for name in results["parts"])
+        return f"Verdicts by one rule, fixed before the runs: {boundary} Seeds: {seeds}."
+    sims = {s["effect"]: s for s in design["simulated"]}
+    power = "; ".join(
+        f"at a true effect of {e:g} per-seed SD: decided {100 * s['decisive']:.1f} %, "
+        f"{s['mean_seeds']:.1f} seeds on average"
+        for e, s in sims.items()
+        if e
+    )
+    null = sims[0.0]
+    stages = ", ".join(map(str, design["stages"]))
+    status = (
+        ""
+        if results.get("complete", True)
+        else (
+            f" **Stopped at the budget** before stage {results['stopped']['stage']}'s part "
+            f"`{results['stopped']['part']}`; rows marked open continue when the same command "
+            "is run again."
+        )
+    )
     return (
-        _depth_table(results)
-        + markdown_table(header, rows)
-        + "\n\nVerdicts by one rule, fixed before the runs: **supported** when the difference's "
-        "95 % t-interval (seeds as units, n − 1 degrees of freedom) lies wholly on the side the "
-        "paper predicts, **not supported at this scale** when wholly on the other side, "
-        "**inconclusive** when it contains the boundary (0; for claim 2, a loss of "
-        f"{100 * SMALL_DROP:.0f} points). Seeds: {seeds}."
+        f"Verdicts by one rule, fixed before the runs: {boundary} Seeds come in stages of "
+        f"n = {stages} per part, added only to parts with an undecided row; a row decided at a "
+        "stage keeps that verdict, and one undecided after the last stage is **inconclusive** "
+        "(with the smallest effect its n could have detected at 80 % power). Each stage's "
+        f"interval is at the nominal level 1 − α' = {100 * (1 - design['nominal_alpha']):.2f} "
+        f"% ({design['method']}), so that with no effect the chance of any decisive verdict is "
+        f"α = {design['alpha']:g}: in {null['studies']:,} simulated studies, "
+        f"{100 * null['decisive']:.2f} %. Power, {power}.{status}"
     )
 
 

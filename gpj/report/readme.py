@@ -2,7 +2,8 @@
 
 Each block between `<!-- results: NAME -->` and `<!-- /results -->` in README.md is the headline
 table of `results/NAME.json` (a default run's results.json), with the command, machine and wall
-time it came from; each block between `<!-- bench: NAME -->` and `<!-- /bench -->` is the table of
+time it came from; `<!-- results: NAME beside OTHER -->` renders a paper scorecard with the
+verdicts of `results/OTHER.json` (another machine's run) in a stability column; each block between `<!-- bench: NAME -->` and `<!-- /bench -->` is the table of
 `results/bench_NAME.json` (`python -m gpj.bench --only=NAME --out=...`). Text and runs cannot
 drift: a test checks that the README is what this renders.
 
@@ -19,7 +20,9 @@ from gpj import report
 from gpj.report.common import metrics_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BLOCK = re.compile(r"(<!-- (results|bench): (\w+) -->\n)(.*?)(<!-- /\2 -->)", re.DOTALL)
+BLOCK = re.compile(
+    r"(<!-- (results|bench): (\w+(?: beside \w+)?) -->\n)(.*?)(<!-- /\2 -->)", re.DOTALL
+)
 
 
 def source_line(name: str, results: dict) -> str:
@@ -44,8 +47,15 @@ def _load(name: str, file: str, root: str) -> dict:
 
 
 def block(name: str, root: str = ROOT) -> str:
+    name, _, beside = name.partition(" beside ")
     results = _load(name, f"{name}.json", root)
-    return f"{report.table(results)}\n\n{source_line(name, results)}\n"
+    if not beside:
+        return f"{report.table(results)}\n\n{source_line(name, results)}\n"
+    other = _load(beside, f"{beside}.json", root)
+    return (
+        f"{report.paper.table(results, beside=other)}\n\n{source_line(name, results)}\n\n"
+        f"Stability column: {source_line(beside, other)}\n"
+    )
 
 
 def bench_block(name: str, root: str = ROOT) -> str:
