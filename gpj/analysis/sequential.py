@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special
 
-from gpj.analysis import claims, stats
+from gpj.analysis import claims
 
 CALIBRATION_STUDIES = 2**20
 POWER = 0.8  # the power at which `detectable` states the smallest detectable effect
