@@ -251,6 +251,7 @@ def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows
     out = finished_run(tmp_path, *staged, "--config.max_minutes=1e-4")
     stopped = json.loads((tmp_path / "results.json").read_text())
     assert "Stopped at the budget" in out and not stopped["complete"]
+    assert "Stage 2 of 2: 3 seeds for shuffle_layer_2 (~" in out  # its expected time
     assert stopped["stopped"] == {"stage": 2, "part": "shuffle_layer_2"}
     assert [(r["verdict"], r["stage"]) for r in stopped["claims"]] == [("open", 1)] * 2
     assert "**Stopped at the budget**" in (tmp_path / "scorecard.md").read_text()

@@ -240,11 +240,14 @@ def _announce(stage: int, design, todo: list, times: _Times) -> None:
         f"{name} ({'not measured yet' if s is None else f'~{s / 60:.0f} min'})"
         for name, s in expected.items()
     )
-    total = f"~{sum(known) / 60:.0f} min" + (
-        " and unmeasured parts" if len(known) < len(todo) else ""
-    )
+    if not known:
+        total = "no part measured yet"
+    else:
+        total = f"expected ~{sum(known) / 60:.0f} min" + (
+            " for the measured parts" if len(known) < len(todo) else ""
+        )
     print(
-        f"Stage {stage} of {len(design.stages)}: {n} seeds for {parts_text}; expected {total}",
+        f"Stage {stage} of {len(design.stages)}: {n} seeds for {parts_text}; {total}",
         flush=True,
     )
 
