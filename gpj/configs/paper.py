@@ -42,9 +42,11 @@ PARTS = ("probe", "probe_circular", "invariance", "attack", *SHUFFLE_PARTS)
 STAGES = (3, 6, 10)  # seeds per part at each stage (cumulative)
 # Predictions for the first sequential run, written before it, from the fixed-n run's intervals
 # (stage intervals are at 98.07 %, about 1.65x the 95 % width at 3 seeds):
-# - stage 1 decides claim 1 (both paddings: supported) and claim 2 at layers 1, 2 and 4
+# - stage 1 decides claim 1 with zero padding (supported) and claim 2 at layers 1, 2 and 4
 #   (supported) and at layer 5 (not supported, every part); layer 3's interval reaches past 10
 #   points, so it continues and is supported at stage 2;
+# - claim 1 with circular padding (GAPNet too at chance: no absolute position on a torus; a
+#   difference near 0) runs all three stages and ends inconclusive;
 # - claim 3 (AugShift − two_view, about +0.9 points at a per-seed SD of about 1.1) continues;
 #   it ends supported or inconclusive with about even odds (power ~50 % at that effect);
 # - claims 4 and 5 (effects far inside per-seed SDs of ~5 and ~27 points) run all three stages
