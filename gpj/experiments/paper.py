@@ -303,7 +303,8 @@ def scorecard(outcome: dict, judged: dict, open_rows: list) -> list:
         if i not in judged:
             continue
         environment = outcome[name]["environment"]
-        row = {"claim": claim, "setting": setting, **judged[i], "command": COMMANDS[name]}
+        row = {"claim": claim, "part": name, "setting": setting, **judged[i]}
+        row["command"] = COMMANDS[name]
         if i in open_rows:  # stopped at the budget before its next stage
             row["verdict"] = "open"
         row.update(cpu=environment["cpu"], jax=environment["packages"]["jax"])

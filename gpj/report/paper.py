@@ -56,9 +56,7 @@ def _verdict(row: dict) -> str:
 def table(results: dict, beside: dict | None = None) -> str:
     """The shuffle-depth table, then the scorecard: one row per claim and setting; with `beside`
     (another paper run's results), its verdicts in a stability column."""
-    elsewhere = {}
-    if beside:
-        elsewhere = {(r["claim"], r["setting"]): r for r in beside["claims"]}
+    elsewhere = {_key(r): r for r in beside["claims"]} if beside else {}
     rows = []
     for row in results["claims"]:
         numbers = "<br>".join(_difference(k, v, row) for k, v in row["differences"].items())
@@ -70,19 +68,28 @@ def table(results: dict, beside: dict | None = None) -> str:
             _verdict(row) + (f"<br>{row['cpu']}, jax {row['jax']}" if "cpu" in row else ""),
         ]
         if beside:
-            other = elsewhere.get((row["claim"], row["setting"]))
-            cells.append(
-                f"{other['verdict']} (stage {other.get('stage', 1)}, {other['cpu']}, "
-                f"jax {other['jax']})"
-                if other and "cpu" in other
-                else (other["verdict"] if other else "not run")
-            )
+            other = elsewhere.get(_key(row))
+            cells.append(_elsewhere(other, beside) if other else "not run")
         cells.append(f"`{row['command']}`")
         rows.append(cells)
     header = ["claim", "setting", "measured", "difference, points [interval]", "verdict"]
     header += ["verdict in the other run"] if beside else []
     header.append("paper-scale command")
     return _depth_table(results) + markdown_table(header, rows) + "\n\n" + _rule(results)
+
+
+def _key(row: dict) -> tuple:
+    """What identifies a scorecard row across runs: its claim and part (its setting's words in
+    results from before rows named their part)."""
+    return row["claim"], row.get("part", row["setting"])
+
+
+def _elsewhere(row: dict, results: dict) -> str:
+    """Another run's verdict on a row, with its stage and where it ran (a row from before the
+    sequential design: stage 1 of 1, the run's CPU and jax)."""
+    env = results["environment"]
+    cpu, jax_version = row.get("cpu", env["cpu"]), row.get("jax", env["packages"]["jax"])
+    return f"{row['verdict']} (stage {row.get('stage', 1)}, {cpu}, jax {jax_version})"
 
 
 def _rule(results: dict) -> str:
