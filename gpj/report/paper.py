@@ -94,13 +94,16 @@ def _elsewhere(row: dict, results: dict) -> str:
 
 def _rule(results: dict) -> str:
     """The verdict rule and the design's operating characteristics, as the results state them."""
-    boundary = (
-        "**supported** when a tested difference's (bold) t-interval (seeds as units, n − 1 "
-        "degrees of freedom) lies wholly on the side the paper predicts, **not supported at "
-        "this scale** when wholly on the other side, else undecided (boundary 0; for claim 2, "
-        f"a loss of {100 * SMALL_DROP:.0f} points)."
-    )
     design = results.get("design")
+    tested = (
+        "a tested difference's (bold) t-interval" if design else "the difference's 95 % t-interval"
+    )
+    boundary = (
+        f"**supported** when {tested} (seeds as units, n − 1 degrees of freedom) lies wholly on "
+        "the side the paper predicts, **not supported at this scale** when wholly on the other "
+        f"side, else {'undecided' if design else '**inconclusive**'} (boundary 0; for claim 2, a "
+        f"loss of {100 * SMALL_DROP:.0f} points)."
+    )
     if not design:  # a fixed-n scorecard from before the sequential design
         config = results["config"]
         seeds = ", ".join(f"{name} {config[name]['num_seeds']}" for name in results["parts"])
