@@ -56,9 +56,9 @@ def _verdict(row: dict) -> str:
 def table(results: dict, beside: dict | None = None) -> str:
     """The shuffle-depth table, then the scorecard: one row per claim and setting; with `beside`
     (another paper run's results), its verdicts in a stability column."""
-    elsewhere = {_key(r): r for r in beside["claims"]} if beside else {}
+    elsewhere = dict(zip(_keys(beside), beside["claims"], strict=True)) if beside else {}
     rows = []
-    for row in results["claims"]:
+    for key, row in zip(_keys(results), results["claims"], strict=True):
         numbers = "<br>".join(_difference(k, v, row) for k, v in row["differences"].items())
         cells = [
             f"{row['claim']}. {CLAIMS[row['claim']]}",
@@ -68,8 +68,8 @@ def table(results: dict, beside: dict | None = None) -> str:
             _verdict(row) + (f"<br>{row['cpu']}, jax {row['jax']}" if "cpu" in row else ""),
         ]
         if beside:
-            other = elsewhere.get(_key(row))
-            cells.append(_elsewhere(other, beside) if other else "not run")
+            other = elsewhere.get(key)
+            cells.append(_elsewhere(other, beside) if other else "not in that run")
         cells.append(f"`{row['command']}`")
         rows.append(cells)
     header = ["claim", "setting", "measured", "difference, points [interval]", "verdict"]
@@ -78,18 +78,24 @@ def table(results: dict, beside: dict | None = None) -> str:
     return _depth_table(results) + markdown_table(header, rows) + "\n\n" + _rule(results)
 
 
-def _key(row: dict) -> tuple:
-    """What identifies a scorecard row across runs: its claim and part (its setting's words in
-    results from before rows named their part)."""
-    return row["claim"], row.get("part", row["setting"])
+def _keys(results: dict) -> list:
+    """What identifies each scorecard row across runs: (claim, part). Rows from before they
+    named their part are in the order of `ROWS` among the parts that ran."""
+    from gpj.experiments.paper import ROWS  # the experiment imports this report
+
+    order = [part for _, part, _, _ in ROWS if part in results["parts"]]
+    rows = results["claims"]
+    parts = [r.get("part") for r in rows] if all("part" in r for r in rows) else order
+    return [(r["claim"], part) for r, part in zip(rows, parts, strict=True)]
 
 
 def _elsewhere(row: dict, results: dict) -> str:
     """Another run's verdict on a row, with its stage and where it ran (a row from before the
-    sequential design: stage 1 of 1, the run's CPU and jax)."""
+    sequential design: fixed n, the run's CPU and jax)."""
     env = results["environment"]
     cpu, jax_version = row.get("cpu", env["cpu"]), row.get("jax", env["packages"]["jax"])
-    return f"{row['verdict']} (stage {row.get('stage', 1)}, {cpu}, jax {jax_version})"
+    stage = f"stage {row['stage']}" if "stage" in row else "fixed n"
+    return f"{row['verdict']} ({stage}, {cpu}, jax {jax_version})"
 
 
 def _rule(results: dict) -> str:
