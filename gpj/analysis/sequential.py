@@ -16,8 +16,8 @@ The design, fixed before any run (`configs/paper.py`: `stages`, `alpha`):
 - α' holds the overall two-sided error at α: when the true mean difference lies on the boundary,
   the chance that any stage gives a decisive verdict is α. Pocock's normal-theory constant
   assumes a known variance; with 3 seeds the t-statistic's tails are far heavier, and reading
-  the same nominal level off t quantiles instead (the usual approximation for an unknown variance) gives
-  5.5 % at n = 3, 6, 10. So α' is calibrated for the t-statistics themselves: it is the α-quantile
+  the same nominal level off t quantiles instead (the usual approximation for an unknown
+  variance) gives 5.5 % at n = 3, 6, 10. So α' is calibrated for the t-statistics themselves: it is the α-quantile
   of the smallest stage p-value over `CALIBRATION_STUDIES` simulated studies with no effect (the
   statistics are pivotal: free of the mean and the spread, so one simulation serves every claim).
 """
