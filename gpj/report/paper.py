@@ -30,7 +30,7 @@ def _points(described, key: str = "ci95") -> str:
     return text
 
 
-def _difference(name: str, described: dict, row: dict) -> str:
+def _difference(name: str, described: dict) -> str:
     """A difference with its interval: a tested one's at the stage's level (bold, against the
     boundary; its smallest detectable effect when it ended inconclusive), context ones at 95 %."""
     if "interval" not in described:
@@ -59,7 +59,7 @@ def table(results: dict, beside: dict | None = None) -> str:
     elsewhere = dict(zip(_keys(beside), beside["claims"], strict=True)) if beside else {}
     rows = []
     for key, row in zip(_keys(results), results["claims"], strict=True):
-        numbers = "<br>".join(_difference(k, v, row) for k, v in row["differences"].items())
+        numbers = "<br>".join(_difference(k, v) for k, v in row["differences"].items())
         cells = [
             f"{row['claim']}. {CLAIMS[row['claim']]}",
             row["setting"],
