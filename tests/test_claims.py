@@ -126,8 +126,8 @@ def test_claim_two_is_decided_at_each_shuffle_depth():
 
 
 def test_a_second_run_renders_as_a_stability_column(tmp_path):
-    """README block `paper beside other`: the scorecard with the other run's verdict, stage, CPU
-    and jax version per row, and where both runs came from."""
+    """README block `first beside other third`: the scorecard with each other run's verdict,
+    stage, CPU and jax version per row, and where every run came from."""
     import json
 
     from gpj.report import readme
@@ -155,14 +155,19 @@ def test_a_second_run_renders_as_a_stability_column(tmp_path):
     for name, accuracy, cpu in (
         ("first", [0.2, 0.25, 0.22], "CPU A"),
         ("other", [0.93, 0.9, 0.94], "CPU B"),
+        ("third", [0.2, 0.21, 0.23], "CPU C"),
     ):
         (tmp_path / "results" / f"{name}.json").write_text(json.dumps(paper_results(accuracy, cpu)))
-    text = readme.render("<!-- results: first beside other -->\n<!-- /results -->\n", str(tmp_path))
-    assert "| verdict in the other run |" in text
+    block = "<!-- results: first beside other third -->\n<!-- /results -->\n"
+    text = readme.render(block, str(tmp_path))
+    assert "| verdict in `other` | verdict in `third` |" in text
     row = next(line for line in text.splitlines() if "shuffle layer 5" in line)
     assert f"**{claims.NOT_SUPPORTED}**" in row and "CPU A, jax 0.0" in row
     assert f"{claims.SUPPORTED} (stage 1, CPU B, jax 0.0)" in row
-    assert "Stability column: *From [`results/other.json`]" in text
+    assert f"{claims.NOT_SUPPORTED} (stage 1, CPU C, jax 0.0)" in row
+    assert row.index("CPU B") < row.index("CPU C")
+    assert "`other`: *From [`results/other.json`]" in text
+    assert "`third`: *From [`results/third.json`]" in text
 
 
 BAD_PAPER_CONFIGS = {

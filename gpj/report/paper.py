@@ -55,8 +55,12 @@ def _verdict(row: dict) -> str:
 
 def table(results: dict, beside: dict | None = None) -> str:
     """The shuffle-depth table, then the scorecard: one row per claim and setting; with `beside`
-    (another paper run's results), its verdicts in a stability column."""
-    elsewhere = dict(zip(_keys(beside), beside["claims"], strict=True)) if beside else {}
+    ({name: another paper run's results}), each run's verdicts in a column of their own."""
+    beside = beside or {}
+    elsewhere = {
+        name: dict(zip(_keys(other), other["claims"], strict=True))
+        for name, other in beside.items()
+    }
     rows = []
     for key, row in zip(_keys(results), results["claims"], strict=True):
         numbers = "<br>".join(_difference(k, v) for k, v in row["differences"].items())
@@ -67,13 +71,13 @@ def table(results: dict, beside: dict | None = None) -> str:
             numbers,
             _verdict(row) + (f"<br>{row['cpu']}, jax {row['jax']}" if "cpu" in row else ""),
         ]
-        if beside:
-            other = elsewhere.get(key)
-            cells.append(_elsewhere(other, beside) if other else "not in that run")
+        for name, other in beside.items():
+            found = elsewhere[name].get(key)
+            cells.append(_elsewhere(found, other) if found else "not in that run")
         cells.append(f"`{row['command']}`")
         rows.append(cells)
     header = ["claim", "setting", "measured", "difference, points [interval]", "verdict"]
-    header += ["verdict in the other run"] if beside else []
+    header += [f"verdict in `{name}`" for name in beside]
     header.append("paper-scale command")
     return _depth_table(results) + markdown_table(header, rows) + "\n\n" + _rule(results)
 

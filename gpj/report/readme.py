@@ -2,8 +2,9 @@
 
 Each block between `<!-- results: NAME -->` and `<!-- /results -->` in README.md is the headline
 table of `results/NAME.json` (a default run's results.json), with the command, machine and wall
-time it came from; `<!-- results: NAME beside OTHER -->` renders a paper scorecard with the
-verdicts of `results/OTHER.json` (another machine's run) in a stability column; each block between `<!-- bench: NAME -->` and `<!-- /bench -->` is the table of
+time it came from; `<!-- results: NAME beside OTHER ... -->` renders a paper scorecard with the
+verdicts of each `results/OTHER.json` (another machine's or design's run) in a stability column;
+each block between `<!-- bench: NAME -->` and `<!-- /bench -->` is the table of
 `results/bench_NAME.json` (`python -m gpj.bench --only=NAME --out=...`). Text and runs cannot
 drift: a test checks that the README is what this renders.
 
@@ -21,7 +22,7 @@ from gpj.report.common import metrics_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLOCK = re.compile(
-    r"(<!-- (results|bench): (\w+(?: beside \w+)?) -->\n)(.*?)(<!-- /\2 -->)", re.DOTALL
+    r"(<!-- (results|bench): (\w+(?: beside \w+(?: \w+)*)?) -->\n)(.*?)(<!-- /\2 -->)", re.DOTALL
 )
 
 
@@ -51,11 +52,9 @@ def block(name: str, root: str = ROOT) -> str:
     results = _load(name, f"{name}.json", root)
     if not beside:
         return f"{report.table(results)}\n\n{source_line(name, results)}\n"
-    other = _load(beside, f"{beside}.json", root)
-    return (
-        f"{report.paper.table(results, beside=other)}\n\n{source_line(name, results)}\n\n"
-        f"Stability column: {source_line(beside, other)}\n"
-    )
+    others = {other: _load(other, f"{other}.json", root) for other in beside.split()}
+    sources = "".join(f"\n\n`{n}`: {source_line(n, r)}" for n, r in others.items())
+    return f"{report.paper.table(results, beside=others)}\n\n{source_line(name, results)}{sources}\n"
 
 
 def bench_block(name: str, root: str = ROOT) -> str:
