@@ -54,7 +54,9 @@ def block(name: str, root: str = ROOT) -> str:
         return f"{report.table(results)}\n\n{source_line(name, results)}\n"
     others = {other: _load(other, f"{other}.json", root) for other in beside.split()}
     sources = "".join(f"\n\n`{n}`: {source_line(n, r)}" for n, r in others.items())
-    return f"{report.paper.table(results, beside=others)}\n\n{source_line(name, results)}{sources}\n"
+    return (
+        f"{report.paper.table(results, beside=others)}\n\n{source_line(name, results)}{sources}\n"
+    )
 
 
 def bench_block(name: str, root: str = ROOT) -> str:
