@@ -1,25 +1,48 @@
-"""The README's result tables are exactly what the result files in results/ render."""
+"""The result tables of the README and the docs are exactly what the result files in results/
+render."""
 
 import json
 import os
+import pathlib
 import re
 
 import pytest
 
 from gpj.report import readme
 
+NOTE = "run python -m gpj.report.readme"
 
-def test_readme_tables_are_rendered_from_the_result_files():
-    with open(os.path.join(readme.ROOT, "README.md")) as f:
-        text = f.read()
-    blocks = re.findall(r"<!-- results: (\w+)(?: beside ([\w ]+))? -->", text)
-    names = {name for block in blocks for name in " ".join(block).split()}
+
+def test_every_page_is_what_the_result_files_render():
+    texts = {path: pathlib.Path(path).read_text() for path in readme.pages()}
+    for path, text in texts.items():
+        assert readme.render(text) == text, f"{os.path.relpath(path, readme.ROOT)}: {NOTE}"
+    every = "\n".join(texts.values())
+    blocks = re.findall(r"<!-- (results|scorecard): (\w+)(?: beside ([\w ]+))? -->", every)
+    names = {name for _, *block in blocks for name in " ".join(block).split()}
     assert {"paper", "paper_sequential", "probe", "paper_attack", "paper_shuffle_depth"} <= names
-    # the scorecard with its stability columns: the fixed-n runs on two machines
-    assert ("paper_sequential", "paper paper_intel paper_seeds2") in blocks
-    benches = re.findall(r"<!-- bench: (\w+) -->", text)
-    assert {"seeds", "experiment", "train", "levers"} <= set(benches)
-    assert readme.render(text) == text, "run python -m gpj.report.readme"
+    assert {"seeds", "experiment", "train", "levers"} <= set(
+        re.findall(r"<!-- bench: (\w+) -->", every)
+    )
+    assert {"probe", "invariance", "attack", "paper"} <= set(
+        re.findall(r"<!-- config: (\w+) -->", every)
+    )
+    # the README's scorecard, without the shuffle-depth table, beside the fixed-n runs
+    readme_text = texts[os.path.join(readme.ROOT, "README.md")]
+    assert (
+        "<!-- scorecard: paper_sequential beside paper paper_intel paper_seeds2 -->" in readme_text
+    )
+    assert len(readme_text.splitlines()) <= 200
+
+
+def test_a_config_block_lists_every_field_with_its_default():
+    from gpj.configs import probe
+
+    text = readme.render("<!-- config: probe -->\n<!-- /config -->\n")
+    config = probe.get_config()
+    assert f"| `model.padding` | `{config.model.padding!r}` |" in text
+    assert f"| `train.num_epochs` | `{config.train.num_epochs!r}` |" in text
+    assert "`controls`" in text and "`tiny`" in text
 
 
 def test_a_block_without_its_result_file_names_the_file(tmp_path):

@@ -53,9 +53,10 @@ def _verdict(row: dict) -> str:
     return text
 
 
-def table(results: dict, beside: dict | None = None) -> str:
-    """The shuffle-depth table, then the scorecard: one row per claim and setting; with `beside`
-    ({name: another paper run's results}), each run's verdicts in a column of their own."""
+def table(results: dict, beside: dict | None = None, depth: bool = True) -> str:
+    """The shuffle-depth table (unless `depth` is False), then the scorecard: one row per claim
+    and setting, and its rule; with `beside` ({name: another paper run's results}), each run's
+    verdicts in a column of their own."""
     beside = beside or {}
     elsewhere = {
         name: dict(zip(_keys(other), other["claims"], strict=True))
@@ -79,7 +80,8 @@ def table(results: dict, beside: dict | None = None) -> str:
     header = ["claim", "setting", "measured", "difference, points [interval]", "verdict"]
     header += [f"verdict in `{name}`" for name in beside]
     header.append("paper-scale command")
-    return _depth_table(results) + markdown_table(header, rows) + "\n\n" + _rule(results)
+    scorecard = markdown_table(header, rows) + "\n\n" + _rule(results)
+    return (_depth_table(results) if depth else "") + scorecard
 
 
 def _keys(results: dict) -> list:

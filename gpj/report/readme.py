@@ -1,28 +1,34 @@
-"""The README's result tables, rendered from the result files kept in `results/`.
+"""The result tables of the README and the documentation, rendered from the result files kept
+in `results/`.
 
-Each block between `<!-- results: NAME -->` and `<!-- /results -->` in README.md is the headline
-table of `results/NAME.json` (a default run's results.json), with the command, machine and wall
-time it came from; `<!-- results: NAME beside OTHER ... -->` renders a paper scorecard with the
-verdicts of each `results/OTHER.json` (another machine's or design's run) in a stability column;
-each block between `<!-- bench: NAME -->` and `<!-- /bench -->` is the table of
-`results/bench_NAME.json` (`python -m gpj.bench --only=NAME --out=...`). Text and runs cannot
-drift: a test checks that the README is what this renders.
+In README.md and docs/*.md, each block between `<!-- results: NAME -->` and `<!-- /results -->`
+is the headline table of `results/NAME.json` (a run's results.json), with the command, machine
+and wall time it came from; `<!-- results: NAME beside OTHER ... -->` renders a paper scorecard
+with the verdicts of each `results/OTHER.json` (another machine's or design's run) in a
+stability column; `<!-- scorecard: ... -->` is the same without the shuffle-depth table; each
+block between `<!-- bench: NAME -->` and `<!-- /bench -->` is the table of
+`results/bench_NAME.json` (`python -m gpj.bench --only=NAME --out=...`); each `config: NAME`
+block lists the fields of `configs/NAME.py` with their defaults. Text and runs cannot
+drift: a test checks that every page is what this renders.
 
-  python -m gpj.report.readme            # rewrites the README's result blocks
-  python -m gpj.report.readme --check    # exits 1 when README and result files disagree
+  python -m gpj.report.readme            # rewrites the pages' result blocks
+  python -m gpj.report.readme --check    # exits 1 when a page and the result files disagree
 """
 
+import glob
+import importlib
 import json
 import os
 import re
 import sys
 
 from gpj import report
-from gpj.report.common import metrics_table
+from gpj.report.common import markdown_table, metrics_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLOCK = re.compile(
-    r"(<!-- (results|bench): (\w+(?: beside \w+(?: \w+)*)?) -->\n)(.*?)(<!-- /\2 -->)", re.DOTALL
+    r"(<!-- (results|scorecard|bench|config): (\w+(?: beside \w+(?: \w+)*)?) -->\n)(.*?)(<!-- /\2 -->)",
+    re.DOTALL,
 )
 
 
@@ -47,16 +53,19 @@ def _load(name: str, file: str, root: str) -> dict:
         return json.load(f)
 
 
-def block(name: str, root: str = ROOT) -> str:
+def block(name: str, root: str = ROOT, depth: bool = True) -> str:
     name, _, beside = name.partition(" beside ")
     results = _load(name, f"{name}.json", root)
-    if not beside:
+    if not beside and depth:
         return f"{report.table(results)}\n\n{source_line(name, results)}\n"
     others = {other: _load(other, f"{other}.json", root) for other in beside.split()}
     sources = "".join(f"\n\n`{n}`: {source_line(n, r)}" for n, r in others.items())
-    return (
-        f"{report.paper.table(results, beside=others)}\n\n{source_line(name, results)}{sources}\n"
-    )
+    table = report.paper.table(results, beside=others, depth=depth)
+    return f"{table}\n\n{source_line(name, results)}{sources}\n"
+
+
+def scorecard_block(name: str, root: str = ROOT) -> str:
+    return block(name, root, depth=False)
 
 
 def bench_block(name: str, root: str = ROOT) -> str:
@@ -71,28 +80,64 @@ def bench_block(name: str, root: str = ROOT) -> str:
 
 def render(readme: str, root: str = ROOT) -> str:
     """`readme` with every result and benchmark block rendered afresh from `root`/results/."""
-    kinds = {"results": block, "bench": bench_block}
+    kinds = {
+        "results": block,
+        "scorecard": scorecard_block,
+        "bench": bench_block,
+        "config": config_block,
+    }
     return BLOCK.sub(
         lambda m: m.group(1) + kinds[m.group(2)](m.group(3), root) + m.group(5), readme
     )
 
 
+def config_block(name: str, root: str = ROOT) -> str:
+    """Every field of `configs/NAME.py` with its default (a paper config's parts: their names,
+    each part being its experiment's config), and the presets."""
+    module = importlib.import_module(f"gpj.configs.{name}")
+
+    def fields(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict) and "experiment" in value:  # a paper part
+                yield f"{prefix}{key}", f"the `{value['experiment']}` config"
+            elif isinstance(value, dict):
+                yield from fields(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", f"`{value!r}`"
+
+    rows = [[f"`{key}`", value] for key, value in fields(module.get_config().to_dict())]
+    presets = ", ".join(f"`{preset}`" for preset in module.PRESETS)
+    return (
+        f"{markdown_table(['field', 'default'], rows)}\n\nPresets (after a colon, "
+        f"combined with commas: `configs/{name}.py:{next(iter(module.PRESETS))}`): {presets}.\n"
+    )
+
+
+def pages(root: str = ROOT) -> list:
+    """The files whose blocks are rendered: README.md and the documentation's pages."""
+    return [os.path.join(root, "README.md"), *sorted(glob.glob(os.path.join(root, "docs", "*.md")))]
+
+
 def main(argv) -> int:
-    path = os.path.join(ROOT, "README.md")
-    with open(path) as f:
-        current = f.read()
-    try:
-        rendered = render(current)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    if "--check" in argv:
-        if rendered != current:
-            print("README.md result blocks differ from results/; run python -m gpj.report.readme")
+    stale = []
+    for path in pages():
+        with open(path) as f:
+            current = f.read()
+        try:
+            rendered = render(current)
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 1
-        return 0
-    with open(path, "w") as f:
-        f.write(rendered)
+        if rendered != current:
+            stale.append(os.path.relpath(path, ROOT))
+            if "--check" not in argv:
+                with open(path, "w") as f:
+                    f.write(rendered)
+    if stale and "--check" in argv:
+        print(
+            f"{', '.join(stale)}: result blocks differ from results/; run python -m gpj.report.readme"
+        )
+        return 1
     return 0
 
 
