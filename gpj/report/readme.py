@@ -93,7 +93,9 @@ def render(readme: str, root: str = ROOT) -> str:
 
 def config_block(name: str, root: str = ROOT) -> str:
     """Every field of `configs/NAME.py` with its default (a paper config's parts: their names,
-    each part being its experiment's config), and the presets."""
+    each part being its experiment's config), and the presets; from the imported package, so
+    `root` is not read."""
+    del root
     module = importlib.import_module(f"gpj.configs.{name}")
 
     def fields(tree, prefix=""):
