@@ -20,6 +20,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import sys
 
 from gpj import report
@@ -32,6 +33,14 @@ BLOCK = re.compile(
 )
 
 
+def _shell(arg: str) -> str:
+    """A command-line argument as a shell needs it typed: `--config.parts="('a', 'b')"`."""
+    name, equals, value = arg.partition("=")
+    if equals and re.search(r"[^\w@%+=:,./~-]", value) and not re.search(r'["$`\\]', value):
+        return f'{name}="{value}"'
+    return shlex.quote(arg)
+
+
 def source_line(name: str, results: dict) -> str:
     env = results["environment"]
     local = ("--workdir", "--compilation_cache")  # where this machine kept its files
@@ -39,7 +48,7 @@ def source_line(name: str, results: dict) -> str:
     minutes, seconds = divmod(round(results["wall_time_s"]), 60)
     return (
         f"*From [`results/{name}.json`](results/{name}.json): "
-        f"`python -m gpj.main {' '.join(args)}`, {minutes} min {seconds} s on "
+        f"`python -m gpj.main {' '.join(map(_shell, args))}`, {minutes} min {seconds} s on "
         f"{env['device_count']} {env['platform']} devices ({env.get('cpu', 'unknown CPU')}), "
         f"jax {env['packages']['jax']}.*"
     )
