@@ -1,7 +1,6 @@
 """The documentation site builds without a broken link, and every command it and the README
 show would start: its config file and presets exist and its overrides name valid fields."""
 
-import glob
 import os
 import pathlib
 import re
@@ -12,7 +11,7 @@ import sys
 import pytest
 from conftest import ROOT, parse_config
 
-PAGES = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
+from gpj.report import readme
 
 
 def shown_commands(text: str) -> list:
@@ -54,16 +53,15 @@ def check_command(args: list, page: str = "") -> None:
             )
             c.model.init_from = ""
             c.train.num_epochs = c.train.num_epochs or 1  # 0 evaluates the weights as loaded
-    for c in (config, *parts):
         EXPERIMENTS[c.experiment].validate(c)
 
 
-TEXTS = {os.path.relpath(page, ROOT): pathlib.Path(page).read_text() for page in PAGES}
+TEXTS = {os.path.relpath(page, ROOT): pathlib.Path(page).read_text() for page in readme.pages()}
 COMMANDS = [
     (page, command)
     for page, text in TEXTS.items()
     for command in shown_commands(text)
-    if not any("<" in arg or "…" in arg for arg in command)  # a template: configs/<name>.py, ARGS…
+    if not any("<" in arg or "…" in arg for arg in command)  # templates: configs/<name>.py, ARGS…
 ]
 
 

@@ -28,9 +28,9 @@ def test_every_page_is_what_the_result_files_render():
         re.findall(r"<!-- config: (\w+) -->", every)
     )
     # the README's scorecard, without the shuffle-depth table, beside the other runs
-    B = "paper_sequential beside paper_sequential_seeds2 paper paper_intel paper_seeds2"
+    scorecard = "paper_sequential beside paper_sequential_seeds2 paper paper_intel paper_seeds2"
     readme_text = texts[os.path.join(readme.ROOT, "README.md")]
-    assert "<!-- scorecard: " + B + " -->" in readme_text
+    assert f"<!-- scorecard: {scorecard} -->" in readme_text
     assert len(readme_text.splitlines()) <= 200
 
 

@@ -12,8 +12,8 @@
                  default main job
 
 Results are printed as a table and, with --out, written as JSON ({name: {metric: value}}), each
-benchmark with the CPU and jax version it ran on; docs/performance.md renders its tables from such files
-in results/ (`python -m gpj.report.readme`).
+benchmark with the CPU and jax version it ran on; docs/performance.md renders its tables from
+such files in results/ (`python -m gpj.report.readme`).
 """
 
 import os

@@ -95,7 +95,8 @@ def _shuffle_depth(c):
     """Claim 2 at the shuffle depth `model.shuffle_layer` (1-4: before that ResNet stage; 5:
     after global pooling): PermuteNet beside the fixed permutation at the same depth, both tasks,
     3 seeds, each run trained until its test curve plateaus within 40 epochs, with what the depth
-    leaves readable (`readable`). Design and predictions: docs/probe.md, "Claim 2 by shuffle depth: design"."""
+    leaves readable (`readable`). Design and predictions: docs/probe.md, "Claim 2 by shuffle
+    depth: design"."""
     c.runs = tuple(f"{h}:{t}" for h in ("permutenet", "fixedperm") for t in ("location", "object"))
     c.evals = ("every_cell", "readable")
     c.num_seeds = 3

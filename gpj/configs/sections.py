@@ -70,7 +70,8 @@ def train(**overrides) -> ml_collections.ConfigDict:
     # Seeds trained side by side in one compiled program: the seed axis split over the devices,
     # vmapped within each device's share. A seed's numbers do not depend on it beyond float
     # summation order. 1 keeps the plain one-seed program. On a GPU or TPU use more
-    # (docs/performance.md); on 2 CPU cores 1 is the fastest (2 ran 0.95-1.00x per step, steady state).
+    # (docs/performance.md); on 2 CPU cores 1 is the fastest (2 ran 0.95-1.00x per step, steady
+    # state).
     c.seeds_per_program = 1
     c.plateau_patience = 2
     c.plateau_min_delta = 0.01

@@ -23,8 +23,8 @@ PAD_MODES = {
 # "matmul" (a strided 1x1 convolution as a strided slice and a dot over the channels, whose
 # gradient is a pad instead of XLA's dilated convolution) or "im2col" (one matmul over the
 # patches, with plain matmuls for the weight gradient). `python -m gpj.bench --only=levers` times
-# the train step on each; on the CPUs measured neither alternative was faster (docs/performance.md),
-# so every model uses "conv".
+# the train step on each; on the CPUs measured neither alternative was faster
+# (docs/performance.md), so every model uses "conv".
 CONV_PATHS = ("conv", "matmul", "im2col")
 
 

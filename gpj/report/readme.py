@@ -27,10 +27,6 @@ from gpj import report
 from gpj.report.common import markdown_table, metrics_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BLOCK = re.compile(
-    r"(<!-- (results|scorecard|bench|config): (\w+(?: beside \w+(?: \w+)*)?) -->\n)(.*?)(<!-- /\2 -->)",
-    re.DOTALL,
-)
 
 
 def _shell(arg: str) -> str:
@@ -87,19 +83,6 @@ def bench_block(name: str, root: str = ROOT) -> str:
     )
 
 
-def render(readme: str, root: str = ROOT) -> str:
-    """`readme` with every result and benchmark block rendered afresh from `root`/results/."""
-    kinds = {
-        "results": block,
-        "scorecard": scorecard_block,
-        "bench": bench_block,
-        "config": config_block,
-    }
-    return BLOCK.sub(
-        lambda m: m.group(1) + kinds[m.group(2)](m.group(3), root) + m.group(5), readme
-    )
-
-
 def config_block(name: str, root: str = ROOT) -> str:
     """Every field of `configs/NAME.py` with its default (a paper config's parts: their names,
     each part being its experiment's config), and the presets; from the imported package, so
@@ -124,13 +107,32 @@ def config_block(name: str, root: str = ROOT) -> str:
     )
 
 
+BLOCKS = {
+    "results": block,
+    "scorecard": scorecard_block,
+    "bench": bench_block,
+    "config": config_block,
+}
+BLOCK = re.compile(
+    rf"(<!-- ({'|'.join(BLOCKS)}): (\w+(?: beside \w+(?: \w+)*)?) -->\n)(.*?)(<!-- /\2 -->)",
+    re.DOTALL,
+)
+
+
+def render(readme: str, root: str = ROOT) -> str:
+    """`readme` with every block rendered afresh from `root`/results/ (and the configs)."""
+    return BLOCK.sub(
+        lambda m: m.group(1) + BLOCKS[m.group(2)](m.group(3), root) + m.group(5), readme
+    )
+
+
 def pages(root: str = ROOT) -> list:
     """The files whose blocks are rendered: README.md and the documentation's pages."""
     return [os.path.join(root, "README.md"), *sorted(glob.glob(os.path.join(root, "docs", "*.md")))]
 
 
 def main(argv) -> int:
-    stale = []
+    check, stale = "--check" in argv, []
     for path in pages():
         with open(path) as f:
             current = f.read()
@@ -141,13 +143,11 @@ def main(argv) -> int:
             return 1
         if rendered != current:
             stale.append(os.path.relpath(path, ROOT))
-            if "--check" not in argv:
+            if not check:
                 with open(path, "w") as f:
                     f.write(rendered)
-    if stale and "--check" in argv:
-        print(
-            f"{', '.join(stale)}: result blocks differ from results/; run python -m gpj.report.readme"
-        )
+    if stale and check:
+        print(f"{', '.join(stale)}: blocks differ from results/; run python -m gpj.report.readme")
         return 1
     return 0
 
