@@ -44,6 +44,11 @@ def test_a_config_block_lists_every_field_with_its_default():
     assert "`controls`" in text and "`tiny`" in text
 
 
+def test_a_config_block_of_no_config_names_the_missing_file():
+    with pytest.raises(FileNotFoundError, match=r"config block 'nope' needs gpj/configs/nope\.py"):
+        readme.render("<!-- config: nope -->\n<!-- /config -->\n")
+
+
 def test_a_block_without_its_result_file_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"README block 'probe' needs .*probe\.json"):
         readme.render("<!-- results: probe -->\n<!-- /results -->\n", str(tmp_path))

@@ -88,7 +88,12 @@ def config_block(name: str, root: str = ROOT) -> str:
     each part being its experiment's config), and the presets; from the imported package, so
     `root` is not read."""
     del root
-    module = importlib.import_module(f"gpj.configs.{name}")
+    try:
+        module = importlib.import_module(f"gpj.configs.{name}")
+    except ModuleNotFoundError:
+        raise FileNotFoundError(
+            f"config block {name!r} needs gpj/configs/{name}.py, which does not exist"
+        ) from None
 
     def fields(tree, prefix=""):
         for key, value in tree.items():
