@@ -1,4 +1,5 @@
 import atexit
+import contextlib
 import os
 import shutil
 import subprocess
@@ -7,6 +8,12 @@ import tempfile
 
 import filelock
 import pytest
+
+# CUDA builds of torch ship Triton. Triton and TensorFlow each bundle LLVM, and `import triton`
+# after TensorFlow has loaded crashes the process (torch imports Triton when it first builds an
+# optimizer). A test process may load both, so Triton, where installed, loads first.
+with contextlib.suppress(ImportError):
+    import triton  # noqa: F401
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 # One persistent compilation cache for the whole session, in-process and in every `gpj.main`

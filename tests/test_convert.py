@@ -7,6 +7,9 @@ with random weights and random BatchNorm running statistics, and compared in eva
 
 import functools
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +17,7 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
-from conftest import assert_bad_configs_fail_fast, gpj_command
+from conftest import ROOT, assert_bad_configs_fail_fast, gpj_command
 
 from gpj import engine
 from gpj.configs.attack import get_config
@@ -330,6 +333,24 @@ def test_deeplabv3_resnet50_from_a_vainf_training_checkpoint(tmp_path):
     )
     x = normal_input((1, 65, 97, 3))  # odd sides: padding, striding and resizing all count
     assert_close(gpj_output(model, variables, x), torch_output(deeplab, x))
+
+
+def test_torch_builds_an_optimizer_in_a_test_process_that_loaded_tensorflow():
+    """With a CUDA build of torch (it ships Triton), this crashed unless conftest loads Triton
+    before TensorFlow: the test above, run after a tfds test in the same worker."""
+    pytest.importorskip("tensorflow")
+    code = (
+        "import conftest, tensorflow, torch; "
+        "torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=os.path.join(ROOT, "tests"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_deeplabv3_at_output_stride_8_and_reduced_width(tiny_deeplab_dir):
