@@ -130,10 +130,8 @@ def segmentation(config) -> list:
             digits_per_canvas=s.digits_per_canvas,
             left_fraction=s.left_fraction,
             label_radius=s.label_radius,
-            calibration={
-                "calibration": (s.num_calibration, s.calibration_left_fraction),
-                "symmetric": (s.num_calibration, 0.5),
-            },
+            calibration={"calibration": (s.num_calibration, s.calibration_left_fraction)},
+            seeded_calibration={"symmetric": (s.num_calibration, 0.5)},
         )
     except ValueError as e:
         raise ConfigError(f"segmentation: {e}") from e

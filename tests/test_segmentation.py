@@ -1,5 +1,7 @@
 """Specifications of gpj.data.segmentation and gpj.analysis.segmentation_metrics."""
 
+import hashlib
+
 import jax
 import numpy as np
 import pytest
@@ -241,6 +243,59 @@ def test_splits_are_deterministic_in_the_seed(flat_digits):
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
     assert not np.array_equal(a["train_masks"], c["train_masks"])
+
+
+CALIBRATED = {
+    "seed": 0,
+    "num_train": 30,
+    "num_test": 30,
+    "canvas_size": 10,
+    "canvas_width": 20,
+    "dead_zone": 2,  # left digits in columns 0..8, right ones in 11..19
+    "mirror_digits": True,
+    "side_labels": True,
+    "digits_per_canvas": 2,
+    "left_fraction": 0.5,
+    "calibration": {"calibration": (30, 1.0)},
+    "seeded_calibration": {"symmetric": (30, 0.5)},
+}
+
+
+def _left_digits(images):
+    """Digits in the left half of canvases of two digits, each wholly in one half: two where only
+    the left half has ink, one where both halves have."""
+    left, right = (
+        (half > 0).any(axis=(1, 2, 3)) for half in (images[:, :, :10], images[:, :, 10:])
+    )
+    return int((2 * (left & ~right) + (left & right)).sum())
+
+
+def test_seeded_symmetric_calibration_is_exactly_balanced_and_drawn_per_training_seed(flat_digits):
+    data = segmentation.digit_data(flat_digits, **CALIBRATED)
+    symmetric = data.seeded_calibration["symmetric"]
+    sets = [symmetric(seed) for seed in range(4)]
+    for seed, images in enumerate(sets):
+        assert images.shape == (30, 10, 20, 1)
+        assert _left_digits(images) == 30  # of 60 digits
+        np.testing.assert_array_equal(images, symmetric(seed))
+        assert not any(np.array_equal(images, other) for other in sets[seed + 1 :])
+    assert _left_digits(data.calibration["calibration"]) == 60
+    assert set(data.calibration) == {"calibration"}
+
+
+def test_seeded_calibration_leaves_train_test_and_calibration_canvases_as_drawn_before(flat_digits):
+    """The checksum of these splits as drawn before the symmetric set was seeded and balanced."""
+    data = segmentation.digit_data(flat_digits, **CALIBRATED)
+    digest = hashlib.sha256()
+    for split in (
+        data.train_images,
+        data.train_labels,
+        data.test_images,
+        data.test_labels,
+        data.calibration["calibration"],
+    ):
+        digest.update(np.ascontiguousarray(split).tobytes())
+    assert digest.hexdigest()[:16] == "a98b7e317a5f9d01"
 
 
 def test_embedded_digits_layout_follows_left_fraction():

@@ -10,7 +10,8 @@ train on the same images: `position_needed` labels a digit d on the right apart 
 left (so a pixel's class needs absolute position), `shape_only` (control B) labels the digit only;
 both train with mirrors that relabel, so the layout is symmetric. Channels are ranked on a
 calibration split of train digits, every digit on the left (its signed flip score then tells a
-channel's side), and, for control C, on a symmetric calibration split (where it should not).
+channel's side), and, for control C, on a symmetric calibration split (where it should not):
+exactly half of its digits on each side, drawn afresh for each training seed.
 GAPNets learn the probe's location and object tasks. All are attacked at the backbone output.
 Reuse trained models with
 `--config.segmentation.init_workdir=DIR` (an earlier attack workdir) and
@@ -55,7 +56,8 @@ def get_config(arg=None):
     c.segmentation.label_radius = 3  # a digit labels the pixels within this radius of its ink
     c.segmentation.num_train = 2400
     c.segmentation.num_test = 480
-    c.segmentation.num_calibration = 480  # canvases of each calibration split (train digits)
+    # canvases of each calibration split (train digits; the symmetric one drawn for each seed)
+    c.segmentation.num_calibration = 480
     c.segmentation.calibration_left_fraction = 1.0  # the ranking split: every digit on the left
     c.segmentation.data_seed = 0
     # cityscapes only: train = its train split, test = its validation split; 19 classes, 255 ignored

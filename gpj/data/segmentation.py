@@ -5,7 +5,9 @@ digit whose ink covers it (digit d → label d + 1) or 0 for the background. A d
 "left" with probability `left_fraction`, i.e. its centre is in the left half of the canvas, else
 on the "right". left_fraction = 0.5 gives a left/right-symmetric layout (up to the one exactly
 centred position, which counts as right); > 0.5 puts more digits on the left, like a scene layout
-that is not mirror-symmetric, where a channel's signed flip score can have a side.
+that is not mirror-symmetric, where a channel's signed flip score can have a side. The calibration
+sets, which rank channels, put exactly that share of their digits on the left (rounded), so that
+0.5 is exactly balanced.
 
 The *position-needed* variant (`side_labels`): digits lie wholly in one half, outside a dead zone
 at the midline, each mirrored with probability 1/2 (so a digit's chirality does not tell its
@@ -82,6 +84,8 @@ class SegmentationData:
     side_classes: int = 0
     # Extra image sets that rank channels without touching the test split, by name.
     calibration: dict = dataclasses.field(default_factory=dict)
+    # The same, drawn afresh for each training seed: {name: function of the seed → images}.
+    seeded_calibration: dict = dataclasses.field(default_factory=dict)
 
 
 def digit_canvases(
@@ -99,13 +103,15 @@ def digit_canvases(
     dead_zone: int | None = None,
     mirror_digits: bool = False,
     side_labels: bool = False,
+    exact_sides: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """Scatters random digits over zero canvases and labels every pixel; deterministic in `key`.
 
     Each digit is drawn uniformly with replacement. Its top-left row is uniform in
-    [0, canvas_size − h]; it goes left with probability `left_fraction`, and its top-left column
-    is then uniform over the columns c whose digit centre c + w/2 lies in that half
-    (< W/2 for left, ≥ for right; W = canvas_width). With a `dead_zone` the columns are instead
+    [0, canvas_size − h]; it goes left with probability `left_fraction` (with `exact_sides`: the
+    N × digits_per_canvas digits are a random ordering of round(left_fraction × their number)
+    left ones and right ones), and its top-left column is then uniform over the columns c whose
+    digit centre c + w/2 lies in that half (< W/2 for left, ≥ for right; W = canvas_width). With a `dead_zone` the columns are instead
     those that put the whole digit in its half, at least dead_zone / 2 from the midline:
     c + w ≤ (W − dead_zone) // 2 on the left, c ≥ ⌈(W + dead_zone) / 2⌉ on the right. With
     `mirror_digits` each digit is flipped left-right with probability 1/2; with `side_labels` a
@@ -130,6 +136,7 @@ def digit_canvases(
       dead_zone: None (the centre rule), or the width of the midline band no digit enters; static.
       mirror_digits: flip each digit left-right with probability 1/2; static.
       side_labels: label right digits apart from left ones (+ NUM_DIGITS); static.
+      exact_sides: an exact count of left digits instead of independent draws; static.
 
     Returns:
       (N, S, W, C) float32 canvases in [0, 1] and (N, S, W) int32 masks in [0, max label + 1]
@@ -178,6 +185,7 @@ def digit_canvases(
         dead_zone=dead_zone,
         mirror_digits=mirror_digits,
         side_labels=side_labels,
+        exact_sides=exact_sides,
     )
 
 
@@ -192,6 +200,7 @@ def digit_canvases(
         "dead_zone",
         "mirror_digits",
         "side_labels",
+        "exact_sides",
     ),
 )
 def _digit_canvases(
@@ -209,6 +218,7 @@ def _digit_canvases(
     dead_zone,
     mirror_digits,
     side_labels,
+    exact_sides,
 ):
     """`digit_canvases` after the argument checks; see there."""
     _, h, w, _ = images.shape
@@ -216,7 +226,12 @@ def _digit_canvases(
     key_index, key_row, key_side, key_col = jax.random.split(key, 4)
     index = jax.random.randint(key_index, shape, 0, images.shape[0])
     rows = jax.random.randint(key_row, shape, 0, canvas_size - h + 1)
-    left = jax.random.bernoulli(key_side, left_fraction, shape)
+    if exact_sides:
+        order = jnp.arange(num_canvases * digits_per_canvas)
+        lefts = jnp.round(left_fraction * order.size)
+        left = jax.random.permutation(key_side, order < lefts).reshape(shape)
+    else:
+        left = jax.random.bernoulli(key_side, left_fraction, shape)
     if dead_zone is None:
         # Column c puts the centre c + w/2 left of W/2 iff 2c + w < W, i.e. c < (W − w + 1) // 2.
         left_end = right_start = (width - w + 1) // 2
@@ -250,13 +265,9 @@ def make_splits(
     seed: int,
     num_train: int,
     num_test: int,
-    canvas_size: int,
-    digits_per_canvas: int,
     left_fraction: float,
-    threshold: float = 0.5,
-    label_radius: int = 0,
     calibration: dict | None = None,
-    **layout,
+    **canvas,
 ) -> dict[str, np.ndarray]:
     """Train and test segmentation canvases, each from its own split's digits only, and
     calibration canvases from the train digits.
@@ -271,14 +282,11 @@ def make_splits(
         and the i-th calibration set fold_in(key, 2 + i).
       num_train: canvases in the train split.
       num_test: canvases in the test split.
-      canvas_size: S, canvas height (and width unless `canvas_width` is given).
-      digits_per_canvas: digits on each canvas.
-      left_fraction: probability that a digit lies in the left half, in [0, 1].
-      threshold: ink above which a pixel belongs to its digit.
-      label_radius: dilation of each digit's ink for its label mask, in pixels.
+      left_fraction: probability that a train or test digit lies in the left half, in [0, 1].
       calibration: {name: (canvases, left_fraction)}: sets drawn from the train digits, with
-        their own layout, that rank channels apart from the test split.
-      **layout: `digit_canvases`' canvas_width, dead_zone, mirror_digits, side_labels.
+        their own layout and `exact_sides`, that rank channels apart from the test split.
+      **canvas: `digit_canvases`' canvas_size and digits_per_canvas, and optionally threshold,
+        label_radius, canvas_width, dead_zone, mirror_digits and side_labels.
 
     Returns:
       {"<split>_images"}: (N, S, W, C) float32 canvases (ink / std), and {"<split>_masks"}:
@@ -287,43 +295,78 @@ def make_splits(
     Raises:
       ValueError: if an argument is out of range.
     """
+    calibration = calibration or {}
+    draws = [("train", num_train, left_fraction), ("test", num_test, left_fraction)]
+    draws += [(name, *count_left) for name, count_left in calibration.items()]
+    _check(dataset, {name: count for name, count, _ in draws})
+    key = jax.random.PRNGKey(seed)
+    splits = {}
+    for i, (name, count, side_fraction) in enumerate(draws):
+        split = _draw(dataset, jax.random.fold_in(key, i), name, count, side_fraction, canvas)
+        splits[f"{name}_images"], splits[f"{name}_masks"] = split
+    return splits
+
+
+def _check(dataset: ImageDataset, counts: dict) -> None:
+    """Raises ValueError unless `dataset` has the ten digit classes and every split a canvas."""
     if dataset.num_classes != NUM_DIGITS:
         raise ValueError(
             f"dataset must have {NUM_DIGITS} classes, got {dataset.num_classes} ({dataset.name})"
         )
-    draws = [
-        ("train", "train", num_train, left_fraction),
-        ("test", "test", num_test, left_fraction),
-    ]
-    draws += [(name, "train", *count_left) for name, count_left in (calibration or {}).items()]
-    for name, _, count, _ in draws:
+    for name, count in counts.items():
         if count < 1:
             raise ValueError(f"num_{name} must be at least 1, got {count}")
+
+
+def _draw(dataset, key, name, count, left_fraction, canvas) -> tuple[np.ndarray, np.ndarray]:
+    """Split `name`'s (images, masks): the test split of the test digits, any other of the train
+    digits, and a calibration set (neither train nor test) with `exact_sides`."""
+    digits = "test" if name == "test" else "train"
+    ink = np.clip(getattr(dataset, f"{digits}_images") * dataset.std + dataset.mean, 0, 1)
+    images, masks = digit_canvases(
+        key,
+        ink,
+        getattr(dataset, f"{digits}_labels"),
+        num_canvases=count,
+        left_fraction=left_fraction,
+        exact_sides=name not in ("train", "test"),
+        **canvas,
+    )
+    return np.asarray(images) / dataset.std, np.asarray(masks)
+
+
+def digit_data(
+    dataset: ImageDataset,
+    *,
+    seed: int,
+    num_train: int,
+    num_test: int,
+    left_fraction: float,
+    calibration: dict | None = None,
+    seeded_calibration: dict | None = None,
+    **canvas,
+) -> SegmentationData:
+    """The canvases of `make_splits` (same arguments) as `SegmentationData`, with
+    `seeded_calibration` {name: (canvases, left_fraction)}: calibration sets drawn afresh for each
+    training seed s, as functions of s that give the images; the j-th is drawn from
+    fold_in(fold_in(key, 2 + len(calibration) + j), s), key = PRNGKey(seed).
+
+    Raises:
+      ValueError: if an argument is out of range.
+    """
+    calibration, seeded_calibration = calibration or {}, seeded_calibration or {}
+    _check(dataset, {name: count for name, (count, _) in seeded_calibration.items()})
+    splits = make_splits(
+        dataset,
+        seed=seed,
+        num_train=num_train,
+        num_test=num_test,
+        left_fraction=left_fraction,
+        calibration=calibration,
+        **canvas,
+    )
     key = jax.random.PRNGKey(seed)
-    splits = {}
-    for i, (name, digits, count, side_fraction) in enumerate(draws):
-        ink = np.clip(getattr(dataset, f"{digits}_images") * dataset.std + dataset.mean, 0, 1)
-        canvases, masks = digit_canvases(
-            jax.random.fold_in(key, i),
-            ink,
-            getattr(dataset, f"{digits}_labels"),
-            num_canvases=count,
-            canvas_size=canvas_size,
-            digits_per_canvas=digits_per_canvas,
-            left_fraction=side_fraction,
-            threshold=threshold,
-            label_radius=label_radius,
-            **layout,
-        )
-        splits[f"{name}_images"] = np.asarray(canvases) / dataset.std
-        splits[f"{name}_masks"] = np.asarray(masks)
-    return splits
-
-
-def digit_data(dataset: ImageDataset, **kwargs) -> SegmentationData:
-    """The canvases of `make_splits(dataset, **kwargs)` as `SegmentationData`."""
-    splits = make_splits(dataset, **kwargs)
-    side_labels = kwargs.get("side_labels", False)
+    side_labels = canvas.get("side_labels", False)
     return SegmentationData(
         name=f"{dataset.name} canvases",
         train_images=splits["train_images"],
@@ -332,8 +375,25 @@ def digit_data(dataset: ImageDataset, **kwargs) -> SegmentationData:
         test_labels=splits["test_masks"],
         num_classes=SIDE_CLASSES if side_labels else NUM_CLASSES,
         side_classes=NUM_DIGITS if side_labels else 0,
-        calibration={name: splits[f"{name}_images"] for name in kwargs.get("calibration") or {}},
+        calibration={name: splits[f"{name}_images"] for name in calibration},
+        seeded_calibration={
+            name: functools.partial(
+                _seeded_images,
+                dataset,
+                jax.random.fold_in(key, 2 + len(calibration) + j),
+                name,
+                *count_left,
+                canvas,
+            )
+            for j, (name, count_left) in enumerate(seeded_calibration.items())
+        },
     )
+
+
+def _seeded_images(dataset, key, name, count, left_fraction, canvas, training_seed) -> np.ndarray:
+    """The images of a seeded calibration set (key: the set's) for `training_seed`."""
+    split_key = jax.random.fold_in(key, training_seed)
+    return _draw(dataset, split_key, name, count, left_fraction, canvas)[0]
 
 
 def shape_only(data: SegmentationData) -> SegmentationData:

@@ -6,7 +6,8 @@ no labels: by `flip_abs` (overall) and, for segmentation, by `flip_signed` (desc
 ascending: "right"). `attack.rank_on="calibration"` (default) scores images apart from the test
 split: the dataset's "calibration" set where it has one (digit canvases), else the first
 num_test train images; "test" scores the test images, like the official code. Where the data has
-a left/right-symmetric "symmetric" set, it also ranks "sym_left"/"sym_right" on it (control C: a
+a "symmetric" seeded calibration set (exactly half of its digits on each side, drawn afresh for
+each training seed), it also ranks "sym_left"/"sym_right" on the run's seed's set (control C: a
 signed score with no side to find). Segmentation runs also record one test image's predictions,
 clean and under each attack, for the example figure.
 """
@@ -73,9 +74,9 @@ class Attack:
         rankings = {"overall": sc["rank_flip_abs"]}
         if self.regional:
             rankings.update(left=sc["rank_flip_signed"], right=sc["rank_flip_signed"][::-1])
-            symmetric = getattr(data, "calibration", {}).get("symmetric")
+            symmetric = getattr(data, "seeded_calibration", {}).get("symmetric")
             if ranked_on == "calibration" and symmetric is not None:
-                signed = self.scores.scores(state, symmetric)["rank_flip_signed"]
+                signed = self.scores.scores(state, symmetric(seed))["rank_flip_signed"]
                 rankings.update(sym_left=signed, sym_right=signed[::-1])
         sizes = tuple(self.settings.num_channels)
         curves = attack.attack_curves(

@@ -172,7 +172,14 @@ def markdown(results: dict, figures) -> str:
             + (", mirrored at random" if s["mirror_digits"] else "")
             + ("; training mirrors canvases (relabelled)" if s["hflip"] else "")
             + f". Calibration splits ({s['num_calibration']} canvases each, train digits): "
-            f"{100 * s['calibration_left_fraction']:.0f}% and 50% of digits on the left."
+            f"{100 * s['calibration_left_fraction']:.0f}% of digits on the left, and "
+            + (
+                "a symmetric one drawn per seed with exactly half of its digits on each side "
+                "(control C)."
+                if results.get("segmentation_data", {}).get("symmetric_calibration")
+                else "one with digits on either side at random (control C), the same for every "
+                "seed."
+            )
         )
     ranked_on = {
         "calibration": "on the calibration split (no labels are used)",
