@@ -30,7 +30,7 @@ from gpj.errors import ConfigError
 from gpj.provenance import environment
 from gpj.validation import check_choice, check_positive, check_range
 
-PLATEAU_ON = ("train_loss", "test_accuracy")  # what `train.stop_on_plateau` watches
+PLATEAU_ON = ("train_loss", "val_accuracy")  # what `train.stop_on_plateau` watches
 
 
 def check_common(config) -> None:
@@ -64,10 +64,23 @@ def check_common(config) -> None:
     check_positive(config, "train.seeds_per_program")
     check_positive(config, "train.plateau_patience")
     check_range(config, "train.plateau_min_delta", 0.0, 1e9)
+    check_range(config, "train.plateau_gain_se", 0.0, 1e9)
+    check_range(config, "data.val_fraction", 0.0, 0.9)
+    if config.train.plateau_on == "test_accuracy":
+        raise ConfigError(
+            "train.plateau_on='test_accuracy' is refused: a run's length must not be chosen on "
+            "test data; use 'val_accuracy' (with data.val_fraction > 0) or 'train_loss'"
+        )
     check_choice(config, "train.plateau_on", PLATEAU_ON)
     if config.train.stop_on_plateau and not config.train.eval_every_epochs:
         raise ConfigError(
             "train.stop_on_plateau=True needs train.eval_every_epochs >= 1 (the plateau windows)"
+        )
+    on_val = config.train.stop_on_plateau and config.train.plateau_on == "val_accuracy"
+    if on_val and not config.data.val_fraction:
+        raise ConfigError(
+            "train.plateau_on='val_accuracy' needs a validation split: set data.val_fraction, "
+            "e.g. 0.2"
         )
     evaluators.check_names(config.evals)
     store.check_config(config)
@@ -140,10 +153,10 @@ def check(kinds, mesh) -> dict:
         plugins = evaluators.build(kind, shapes, mesh)
         curve = evaluators.curve_metric(kind, plugins, shapes, mesh)
         train = kind.config.train
-        on_curve = train.stop_on_plateau and train.plateau_on == "test_accuracy"
+        on_curve = train.stop_on_plateau and train.plateau_on == "val_accuracy"
         if on_curve and not isinstance(curve, evaluators.EveryCell):
             raise ConfigError(
-                f"train.plateau_on='test_accuracy' needs a test curve of accuracy, but the "
+                f"train.plateau_on='val_accuracy' needs a curve of accuracy, but the "
                 f"{kind.name} runs' curve is not; use train.plateau_on='train_loss'"
             )
         built[kind.name] = (plugins, curve)
@@ -173,11 +186,13 @@ def output_shapes(kind) -> dict:
     return jax.tree.map(lambda s: tuple(s.shape), out)
 
 
-def run(kinds, workdir: str, mesh) -> list:
+def run(kinds, workdir: str, mesh, deadline: float | None = None) -> list:
     """Trains (or loads) and evaluates every seed of every kind; one result row per run.
 
     The seeds a kind trains share one compiled program, `train.seeds_per_program` at a time,
-    stacked on a leading seed axis (`engine.fit`); the evaluators then measure each seed alone."""
+    stacked on a leading seed axis (`engine.fit`); the evaluators then measure each seed alone.
+    Past `deadline` (a `time.time()`), the training seeds are checkpointed and `BudgetReached`
+    is raised; the same call resumes."""
     built = check(kinds, mesh)
     rows = []
     for kind in kinds:
@@ -186,7 +201,7 @@ def run(kinds, workdir: str, mesh) -> list:
         runs = [_start(kind, program, seed, workdir) for seed in kind.seeds]
         to_train = [r for r in runs if r["weights"]["source"] != "earlier_workdir"]
         for group in _groups(to_train, kind.config.train.seeds_per_program):
-            _fit(kind, program, group, workdir, mesh)
+            _fit(kind, program, group, workdir, mesh, deadline)
         for r in runs:
             state = r.pop("state")
             started = time.time()
@@ -274,23 +289,27 @@ def _has_checkpoint(run_dir: str) -> bool:
     return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
 
 
-def _fit(kind, program, group, workdir, mesh):
+def _fit(kind, program, group, workdir, mesh, deadline):
     """Trains (or resumes) a group of seeds in one program; the host yields raw images and labels
     in an order fixed by (seed, step), and the task's objective builds its inputs on the device.
     Fills in each run's final state, history, train time and program seeds."""
     c, data = kind.config, kind.data
     t = c.train
     eval_every = t.eval_every_epochs * kind.steps_per_epoch
-    curve_data = _Head(data.test_images[: t.curve_images], data.test_labels[: t.curve_images])
+    head = slice(t.curve_images)
+    curves = {"test": _Head(data.test_images[head], data.test_labels[head])}
+    if getattr(data, "val_images", None) is not None:  # canvas data with a validation split
+        curves["val"] = _Head(data.val_images, data.val_labels)
     plateau, stop = None, None
     if t.stop_on_plateau:
-        rule = {"patience": t.plateau_patience, "min_delta": t.plateau_min_delta}
         if t.plateau_on == "train_loss":
-            plateau = {"window": eval_every, **rule}
+            plateau = {"window": eval_every, "patience": t.plateau_patience}
+            plateau["min_delta"] = t.plateau_min_delta
             stop = functools.partial(engine.plateaued, **plateau)
         else:
-            plateau = {"on": "test_accuracy", **rule}
-            stop = functools.partial(engine.curve_plateaued, key="test_accuracy", **rule)
+            plateau = {"key": "val_accuracy", "count": len(data.val_labels)}
+            plateau["gain_se"] = t.plateau_gain_se
+            stop = functools.partial(engine.val_plateaued, **plateau)
     fingerprint = {
         **kind.fingerprint,
         "num_steps": program.num_steps,
@@ -324,13 +343,23 @@ def _fit(kind, program, group, workdir, mesh):
         checkpoint_every=t.checkpoint_every,
         keep_checkpoints=t.keep_checkpoints,
         desc=f"{kind.name} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}",
-        evaluate=program.curve and (lambda s: program.curve.measure(s, curve_data, None)),
+        evaluate=program.curve and functools.partial(_curves, program.curve, curves),
         eval_every=eval_every,
         stop=stop,
+        deadline=deadline,
     )
     elapsed = time.time() - started  # the group's: its seeds share every step
     for r, (state, history) in zip(group, finished):
         r.update(state=state, history=history, program_seeds=seeds, train_time_s=elapsed)
+
+
+def _curves(metric, curves: dict, state) -> dict:
+    """The curve metric on each held-out split: {"<split>_<metric>": value}."""
+    return {
+        f"{split}_{key}": value
+        for split, head in curves.items()
+        for key, value in metric.measure(state, head, None).items()
+    }
 
 
 def _batch(data, batch_size, seed, step) -> dict:
@@ -342,7 +371,7 @@ def _batch(data, batch_size, seed, step) -> dict:
 
 
 class _Head(NamedTuple):
-    """The first test images of a dataset: what the test curve is measured on."""
+    """Held-out images a curve is measured on (the metric reads them as `test_*`)."""
 
     test_images: np.ndarray
     test_labels: np.ndarray

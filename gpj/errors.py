@@ -19,3 +19,7 @@ class CheckpointError(GpjError):
 
 class TrainingDiverged(GpjError):
     """The training loss became non-finite."""
+
+
+class BudgetReached(GpjError):
+    """A run stopped at its time budget, its runs checkpointed; the same command resumes."""

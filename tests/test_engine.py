@@ -205,22 +205,26 @@ def test_plateau_rule_on_step_weighted_window_means():
     assert not rule(uneven[:-1] + [{"step": 11, "loss": 1.0}])  # a partial window is no window
 
 
-def test_test_curve_plateau_rule():
-    def history(points):  # curve points every 4 steps between loss-only records
+def test_validation_plateau_rule_needs_a_gain_above_its_noise():
+    def history(points, every=100):  # curve points every 100 steps between loss-only records
         return [
             r
             for i, p in enumerate(points)
-            for r in ({"step": 8 * i + 4}, {"step": 8 * i + 8, "test_accuracy": p})
+            for r in ({"step": every * i + 50}, {"step": every * (i + 1), "val_accuracy": p})
         ]
 
-    rule = functools.partial(
-        engine.curve_plateaued, key="test_accuracy", patience=2, min_delta=0.01
-    )
-    assert not rule(history([0.2, 0.5]))  # no point before the patience points
-    assert not rule(history([0.2, 0.5, 0.505, 0.52]))  # the last is 0.02 above the best, 0.5
-    assert rule(history([0.2, 0.5, 0.505, 0.51]))  # both within 0.01 of 0.5
-    assert rule(history([0.2, 0.6, 0.3, 0.4]))  # falling after the best is a plateau too
-    assert not rule(history([0.2, 0.5, 0.5]))  # 0.5 is 0.3 above the best before it, 0.2
+    # 400 images: at an earlier best of 0.5 one SE is sqrt(0.25 / 400) = 0.025, so 2 SE = 0.05.
+    rule = functools.partial(engine.val_plateaued, key="val_accuracy", count=400, gain_se=2.0)
+    assert not rule(history([0.2, 0.5, 0.52]))  # one point in the later half (steps 200-300)
+    assert rule(history([0.2, 0.5, 0.52, 0.54]))  # later best 0.54 is 0.04 < 0.05 above 0.5
+    assert not rule(history([0.2, 0.5, 0.52, 0.56]))  # 0.06 above: still learning
+    assert rule(history([0.2, 0.5, 0.3, 0.4]))  # falling after the best is a plateau too
+    # The window scales with the steps taken: at step 800 the earlier half is steps 100-400.
+    assert not rule(history([0.1, 0.2, 0.3, 0.4, 0.41, 0.42, 0.43, 0.46]))  # 0.06 > 2 SE(0.4)
+    assert rule(history([1.0, 1.0, 1.0, 1.0]))
+    # At 0 the binomial SE is 0, so the floor of one image (1 / 400) applies: 2 SE = 0.005.
+    assert rule(history([0.0, 0.0, 0.0, 0.004]))
+    assert not rule(history([0.0, 0.0, 0.0, 0.006]))
 
 
 def test_plateau_stop_ends_early_logs_the_test_curve_and_a_rerun_trains_nothing(
@@ -232,7 +236,7 @@ def test_plateau_stop_ends_early_logs_the_test_curve_and_a_rerun_trains_nothing(
 
     def curve(state):
         calls.append(int(state.step))
-        return {"accuracy": evaluate(state, dataset, mesh).sum() / 64}
+        return {"test_accuracy": evaluate(state, dataset, mesh).sum() / 64}
 
     state, history = fit(tmp_path, model, dataset, mesh, evaluate=curve, eval_every=4, stop=always)
     # Windows end at 4 and 8; at 8 the second window is no better than the first: stop there.

@@ -123,13 +123,13 @@ def test_bad_invariance_configs_are_refused(case):
         invariance.validate(config)
 
 
-def test_a_test_accuracy_plateau_needs_an_accuracy_curve():
+def test_no_plateau_rule_reads_test_data():
     assert_bad_configs_fail_fast(
         "configs/invariance.py:tiny",
         {
-            "no accuracy curve": (
+            "plateau on test data": (
                 ["--config.train.stop_on_plateau=True", "--config.train.plateau_on=test_accuracy"],
-                "train.plateau_on='test_accuracy' needs a test curve of accuracy, but the",
+                "train.plateau_on='test_accuracy' is refused: a run's length must not be chosen",
             )
         },
     )

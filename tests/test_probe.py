@@ -103,7 +103,19 @@ BAD_CONFIGS = {
     "runs": (["--config.runs=('gapnet:colour',)"], "runs entry 'gapnet:colour' is not valid"),
     "plateau on": (
         ["--config.train.plateau_on=test_loss"],
-        "train.plateau_on='test_loss' is not valid; choose one of: train_loss, test_accuracy",
+        "train.plateau_on='test_loss' is not valid; choose one of: train_loss, val_accuracy",
+    ),
+    "plateau on test data": (
+        ["--config.train.plateau_on=test_accuracy"],
+        "train.plateau_on='test_accuracy' is refused: a run's length must not be chosen on test",
+    ),
+    "validation plateau without a split": (
+        ["--config.train.stop_on_plateau=True", "--config.train.plateau_on=val_accuracy"],
+        "train.plateau_on='val_accuracy' needs a validation split: set data.val_fraction",
+    ),
+    "validation split": (
+        ["--config.data.val_fraction=0.95"],
+        "data.val_fraction=0.95 must be between 0.0 and 0.9",
     ),
     "evals": (["--config.evals=('every_cell','accuracy')"], "evals entry 'accuracy' is not valid"),
     "report's evaluator missing": (
@@ -126,7 +138,7 @@ COMMAND_LINE_MISTAKES = {
     "value": (["--config.model.padding=mirror"], "model.padding='mirror' is not valid"),
     "preset": (
         ["--config=configs/probe.py:tiny,huge"],
-        "unknown preset 'huge'; valid presets: cifar10, circular, controls, imagenette",
+        "unknown preset 'huge'; valid presets: cifar10, circular, controls, converged, imagenette",
     ),
     "field": (["--config.model.depth=3"], "--config.model.depth: the config has no field 'depth'"),
     "workdir": (["--workdir=/proc/gpj"], "--workdir=/proc/gpj is not writable"),
@@ -175,8 +187,25 @@ def test_shuffle_depth_preset_is_valid_and_fits_at_every_depth(layer):
     config = get_config("shuffle_depth")
     config.model.shuffle_layer = layer
     check(config)
-    assert config.train.plateau_on == "test_accuracy" and config.num_seeds == 3
+    assert config.train.plateau_on == "val_accuracy" and config.num_seeds == 3
     assert "readable" in config.evals
+
+
+def test_converged_preset_stops_on_validation_data_at_most_at_the_official_length():
+    """The stopping rule reads a validation split carved from the training digits, and the cap
+    is at least the official code's step count (issue 30)."""
+    from gpj.configs.probe import OFFICIAL_STEPS
+    from gpj.data import sources
+
+    config = get_config("controls,converged")
+    check(config)
+    data = sources.from_config(config.data)
+    assert (config.train.plateau_on, config.data.val_fraction) == ("val_accuracy", 0.2)
+    total = len(data.val_labels) + len(data.train_labels)
+    assert abs(len(data.val_labels) - 0.2 * total) <= 10  # 20 % of each of the 10 classes
+    assert np.bincount(data.val_labels).min() > 0
+    kind = kinds.canvas(config, "permutenet:object", data)
+    assert kind.num_steps >= OFFICIAL_STEPS
 
 
 def test_official_length_preset_trains_the_official_step_count():
@@ -221,24 +250,26 @@ def test_vgg_with_an_inner_shuffle_layer_is_refused():
         probe.validate(config)
 
 
-def test_a_run_stops_when_its_test_curve_plateaus(tmp_path):
-    """A curve point every epoch, patience 1 and any gain allowed: the second point cannot beat
-    the first by more than 1, so the run stops after 2 of its 4 epochs."""
+def test_a_run_stops_when_its_validation_curve_plateaus(tmp_path):
+    """A curve point every epoch and no gain counted as real (gain_se=1e9): once each half of the
+    steps holds two points (epoch 4) the run stops, after 4 of its 8 epochs; it logs the
+    validation and the test curve, and the stop read only the validation one."""
     proc = gpj_main(
         "--config=configs/probe.py:tiny",
         "--config.runs=('gapnet:location',)",
         "--config.evals=('every_cell',)",
-        "--config.train.num_epochs=4",
+        "--config.data.val_fraction=0.2",
+        "--config.train.num_epochs=8",
         "--config.train.eval_every_epochs=1",
         "--config.train.stop_on_plateau=True",
-        "--config.train.plateau_on=test_accuracy",
-        "--config.train.plateau_patience=1",
-        "--config.train.plateau_min_delta=1.0",
+        "--config.train.plateau_on=val_accuracy",
+        "--config.train.plateau_gain_se=1e9",
         f"--workdir={tmp_path}",
     )
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
     (run,) = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert run["steps"] * 2 == run["budget_steps"]
-    assert len([h for h in run["history"] if "test_accuracy" in h]) == 2
-    assert "until the test curve plateaus" in (tmp_path / "report.md").read_text()
+    curve = [h for h in run["history"] if "val_accuracy" in h]
+    assert len(curve) == 4 and all("test_accuracy" in h for h in curve)
+    assert "until the validation accuracy stops rising" in (tmp_path / "report.md").read_text()

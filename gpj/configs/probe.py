@@ -8,6 +8,8 @@
   python -m gpj.main --config=configs/probe.py:vgg16
   python -m gpj.main --config=configs/probe.py:controls           # + PermuteNet's two controls
   python -m gpj.main --config=configs/probe.py:controls,circular  # ... without border cues
+  python -m gpj.main --config=configs/probe.py:controls,converged  # each run until its
+                                    # validation accuracy stops rising (<= the official steps)
   python -m gpj.main --config=configs/probe.py:shuffle_depth --config.model.shuffle_layer=3
                                                                   # claim 2 at one shuffle depth
   python -m gpj.main --config=configs/probe.py:official_length    # 20,822 steps, as the official code
@@ -94,18 +96,34 @@ def _circular(c):
 def _shuffle_depth(c):
     """Claim 2 at the shuffle depth `model.shuffle_layer` (1-4: before that ResNet stage; 5:
     after global pooling): PermuteNet beside the fixed permutation at the same depth, both tasks,
-    3 seeds, each run trained until its test curve plateaus within 40 epochs, with what the depth
-    leaves readable (`readable`). Design and predictions: docs/probe.md, "Claim 2 by shuffle
-    depth: design"."""
+    3 seeds, each run trained until converged (`converged`), with what the depth leaves readable
+    (`readable`). Design and predictions: docs/probe.md, "Claim 2 by shuffle depth: design"."""
     c.runs = tuple(f"{h}:{t}" for h in ("permutenet", "fixedperm") for t in ("location", "object"))
     c.evals = ("every_cell", "readable")
     c.num_seeds = 3
-    c.train.update(
-        num_epochs=40, eval_every_epochs=2, stop_on_plateau=True, plateau_on="test_accuracy"
-    )
+    converged(c)
 
 
 OFFICIAL_STEPS = 20_834  # the official code: 20 epochs of CIFAR-10's 50,000 images at batch 48
+# The embedded digits with a 20 % validation split: 1,149 training images, 23 steps of 48 per
+# epoch, so 906 epochs make 20,838 steps, the first whole epoch at or past OFFICIAL_STEPS.
+CONVERGED_CAP_EPOCHS = 906
+
+
+def converged(c):
+    """Train until the validation accuracy stops rising (`gpj.engine.val_plateaued`: the later
+    half of the steps gains less than 2 binomial standard errors over the earlier half), on a
+    validation split of 20 % of the training digits (the same for every seed and head), checked
+    every 8 epochs; at most CONVERGED_CAP_EPOCHS, the official step count. Never the test set."""
+    c.data.val_fraction = 0.2
+    c.train.update(
+        num_epochs=CONVERGED_CAP_EPOCHS,
+        eval_every_epochs=8,
+        stop_on_plateau=True,
+        plateau_on="val_accuracy",
+        plateau_gain_se=2.0,
+        checkpoint_every=1000,
+    )
 
 
 def _official_length(c):
@@ -133,5 +151,6 @@ PRESETS = {
     "circular": _circular,
     "pytorch_init": _pytorch_init,
     "shuffle_depth": _shuffle_depth,
+    "converged": converged,
     "official_length": _official_length,
 }

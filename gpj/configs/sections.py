@@ -13,7 +13,10 @@ def data(**overrides) -> ml_collections.ConfigDict:
     c.image_size = 16  # side of one image in pixels
     c.channels = 1
     c.test_fraction = 0.2  # digits only: held-out fraction
-    c.split_seed = 0  # digits only: seed of the train/test split
+    c.split_seed = 0  # digits: seed of the train/test split; every dataset: of the validation split
+    # Share of the training images held out (stratified, the same for every seed and head) as the
+    # validation split that `train.plateau_on="val_accuracy"` reads; 0: no validation split.
+    c.val_fraction = 0.0
     c.update(overrides)
     return c
 
@@ -59,13 +62,14 @@ def train(**overrides) -> ml_collections.ConfigDict:
     c.log_every = 20
     c.checkpoint_every = 500
     c.keep_checkpoints = 2
-    # The test curve: every this many epochs (and at the end) the task's metric on the first
-    # `curve_images` test images is logged as test_<metric> (0: no curve, no plateau stop).
+    # The curves: every this many epochs (and at the end) the task's metric on the first
+    # `curve_images` test images is logged as test_<metric>, and on the validation split (if
+    # any) as val_<metric> (0: no curves, no plateau stop).
     c.eval_every_epochs = 2
     c.curve_images = 120
-    # Plateau stop: end a run once the mean training loss of each of the last `plateau_patience`
-    # curve windows is no more than `plateau_min_delta` below the best window before them;
-    # num_epochs is then the budget.
+    # Plateau stop (num_epochs is then the budget): with plateau_on=train_loss, end a run once the
+    # mean training loss of each of the last `plateau_patience` curve windows is no more than
+    # `plateau_min_delta` below the best window before them.
     c.stop_on_plateau = False
     # Seeds trained side by side in one compiled program: the seed axis split over the devices,
     # vmapped within each device's share. A seed's numbers do not depend on it beyond float
@@ -76,8 +80,11 @@ def train(**overrides) -> ml_collections.ConfigDict:
     c.plateau_patience = 2
     c.plateau_min_delta = 0.01
     # What plateaus: train_loss (the windows' mean training loss, min_delta in nats) or
-    # test_accuracy (the test curve's points, min_delta in accuracy; canvas tasks).
+    # val_accuracy (canvas tasks, data.val_fraction > 0: stop once the best validation accuracy
+    # of the later half of the steps taken is less than `plateau_gain_se` binomial standard
+    # errors above that of the earlier half; `gpj.engine.val_plateaued`). Never the test split.
     c.plateau_on = "train_loss"
+    c.plateau_gain_se = 2.0
     c.update(overrides)
     return c
 

@@ -25,7 +25,9 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 @dataclasses.dataclass(frozen=True)
 class ImageDataset:
-    """Train and test splits, normalised with the train split's per-channel statistics."""
+    """Train, test and (optionally) validation splits, normalised with the train split's
+    per-channel statistics. The validation split is carved from the training data, so that
+    stopping rules never read the test split."""
 
     name: str
     train_images: np.ndarray  # (N, H, W, C) float32
@@ -35,6 +37,8 @@ class ImageDataset:
     num_classes: int
     mean: np.ndarray  # (C,) per-channel mean of the [0, 1]-scaled train pixels
     std: np.ndarray  # (C,) per-channel standard deviation of the same
+    val_images: np.ndarray | None = None  # None: no validation split (`val_fraction=0`)
+    val_labels: np.ndarray | None = None
 
 
 def load_dataset(
@@ -45,6 +49,7 @@ def load_dataset(
     data_dir: str | None = None,
     test_fraction: float = 0.2,
     split_seed: int = 0,
+    val_fraction: float = 0.0,
 ) -> ImageDataset:
     """Loads a dataset, resized to `image_size`² with `channels` channels and normalised.
 
@@ -56,7 +61,9 @@ def load_dataset(
       data_dir: tfds data directory; None uses tfds' default (~/tensorflow_datasets).
       test_fraction: share of digits held out for testing (tfds sets have their own test split;
         imagenette's is its validation split).
-      split_seed: seed of the stratified digits train/test split.
+      split_seed: seed of the stratified digits train/test split and of the validation split.
+      val_fraction: share of the training images held out, stratified by class, as the
+        validation split (0: none); the same images whatever the run's seed.
 
     Returns:
       An `ImageDataset` whose images are float32 and normalised with the train split's
@@ -78,8 +85,15 @@ def load_dataset(
         splits, num_classes = _digits(test_fraction, split_seed)
     else:
         splits, num_classes = _tfds(name, data_dir, image_size)
+    if not 0 <= val_fraction < 1:
+        raise DataError(f"data.val_fraction must lie in [0, 1), got {val_fraction}.")
     (train_x, train_y), (test_x, test_y) = splits
     train_x, test_x = (_format(x, image_size, channels) for x in (train_x, test_x))
+    val = None
+    if val_fraction:
+        train, held = _stratified(train_y, val_fraction, split_seed)
+        val = train_x[held], train_y[held]
+        train_x, train_y = train_x[train], train_y[train]
     mean = train_x.mean(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
     std = train_x.std(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
     return ImageDataset(
@@ -91,22 +105,27 @@ def load_dataset(
         num_classes=num_classes,
         mean=mean,
         std=std,
+        val_images=None if val is None else (val[0] - mean) / std,
+        val_labels=None if val is None else val[1].astype(np.int32),
+    )
+
+
+def _stratified(labels: np.ndarray, fraction: float, seed: int) -> tuple:
+    """(kept, held-out) indices of `labels`, `fraction` of each class held out."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(
+        np.arange(len(labels)), test_size=fraction, random_state=seed, stratify=labels
     )
 
 
 def _digits(test_fraction: float, split_seed: int):
     """scikit-learn's 1797 8×8 handwritten digits in [0, 1], split stratified by class."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[..., None]  # pixel values are 0..16
-    train, test = train_test_split(
-        np.arange(len(images)),
-        test_size=test_fraction,
-        random_state=split_seed,
-        stratify=digits.target,
-    )
+    train, test = _stratified(digits.target, test_fraction, split_seed)
     return ((images[train], digits.target[train]), (images[test], digits.target[test])), 10
 
 
@@ -219,4 +238,5 @@ def from_config(data) -> ImageDataset:
         data_dir=os.path.expanduser(data.data_dir) or None,
         test_fraction=data.test_fraction,
         split_seed=data.split_seed,
+        val_fraction=data.val_fraction,
     )

@@ -1,6 +1,6 @@
 """One training engine for every gpj experiment."""
 
-from gpj.engine.loop import Lane, curve_plateaued, fit, plateaued, restore, stack_states
+from gpj.engine.loop import Lane, fit, plateaued, restore, stack_states, val_plateaued
 from gpj.engine.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from gpj.engine.parallel import (
     check_batch_size,
@@ -30,7 +30,6 @@ __all__ = [
     "compile_seeds_train_step",
     "compile_train_step",
     "create_state",
-    "curve_plateaued",
     "evaluate",
     "fit",
     "make_mesh",
@@ -43,4 +42,5 @@ __all__ = [
     "shard_batch",
     "shard_seeds_batch",
     "stack_states",
+    "val_plateaued",
 ]

@@ -6,6 +6,7 @@ import json
 import math
 import operator
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
 from absl import logging
+from jax.experimental import multihost_utils
 
 from gpj.engine.parallel import (
     local_value,
@@ -22,7 +24,7 @@ from gpj.engine.parallel import (
     shard_batch,
     shard_seeds_batch,
 )
-from gpj.errors import CheckpointError, TrainingDiverged
+from gpj.errors import BudgetReached, CheckpointError, TrainingDiverged
 
 
 @dataclasses.dataclass
@@ -52,6 +54,7 @@ def fit(
     evaluate: Callable | None = None,
     eval_every: int = 0,
     stop: Callable[[list], bool] | None = None,
+    deadline: float | None = None,
 ) -> list:
     """Trains the seeds of `lanes` side by side, stacked in one program, each to `num_steps` (or
     until its `stop`), each resuming from its own `run_dir` when that holds a checkpoint.
@@ -72,12 +75,15 @@ def fit(
         None for the plain program of one seed.
       log_every, checkpoint_every, keep_checkpoints: cadences and retention, per lane.
       desc: label for the progress bar.
-      evaluate: one seed's state -> {metric: value} on held-out data, logged as `test_<metric>`
-        every `eval_every` steps and at the last step (the test curve).
+      evaluate: one seed's state -> {name: value} of curves on held-out data (e.g.
+        `val_accuracy`, `test_accuracy`), logged every `eval_every` steps and at the last step.
       eval_every: cadence of `evaluate` and `stop`, in steps (0: neither).
       stop: history -> whether to stop early (e.g. `plateaued`), asked at each evaluation; that
         seed is then checkpointed and ends there while the others go on. A function of the
         history only, so a resumed run stops where the uninterrupted one did.
+      deadline: a `time.time()` after which the seeds are checkpointed at the next log step and
+        `BudgetReached` is raised (None: no deadline); a resumed run then equals one that never
+        stopped.
 
     Returns:
       One (final replicated state, logged history) per lane.
@@ -136,7 +142,8 @@ def fit(
             done = step + 1
             bar.update(1)
             check = eval_every > 0 and (done % eval_every == 0 or done == num_steps)
-            save = done % checkpoint_every == 0 or done == num_steps
+            late = done % log_every == 0 and done < num_steps and _past(deadline)
+            save = done % checkpoint_every == 0 or done == num_steps or late
             if not (save or check or done % log_every == 0):
                 continue
             values = [(jax.tree.map(local, m), on) for m, on in pending]
@@ -148,7 +155,7 @@ def fit(
                 record = _summarise([m for m, on in values if on[k]], k, done, run.manager)
                 if check and evaluate is not None:
                     one = seed_state(k, host)
-                    record.update({f"test_{key}": float(v) for key, v in evaluate(one).items()})
+                    record.update({key: float(v) for key, v in evaluate(one).items()})
                 run.stopped = check and stop is not None and stop([*run.history, record])
                 run.history.append(record)
                 if is_main:
@@ -160,6 +167,8 @@ def fit(
                         # One seed's save at a time: with several processes, two managers'
                         # saves in flight at once can wait on each other's barriers for ever.
                         run.manager.wait_until_finished()
+            if late:
+                raise BudgetReached(f"the time budget ran out at step {done} of {num_steps}")
         if first < num_steps:  # the trained seeds' final states, unstacked
             host = None if plain else jax.tree.map(local, stacked.checkpoint_items())
             for k, run in enumerate(runs):
@@ -229,6 +238,16 @@ def _unstack(template, host, k, mesh):
     )
 
 
+def _past(deadline: float | None) -> bool:
+    """Whether `deadline` has passed; decided on process 0, so every process stops together."""
+    if deadline is None:
+        return False
+    past = time.time() >= deadline
+    if jax.process_count() > 1:
+        past = bool(multihost_utils.broadcast_one_to_all(np.array(past)))
+    return past
+
+
 def plateaued(history: list, *, window: int, patience: int, min_delta: float) -> bool:
     """Whether the training loss has plateaued: the mean loss of each of the last `patience`
     windows of `window` steps (ending at multiples of `window`) is no more than `min_delta`
@@ -251,14 +270,26 @@ def plateaued(history: list, *, window: int, patience: int, min_delta: float) ->
     return all(m > best_before - min_delta for m in means[-patience:])
 
 
-def curve_plateaued(history: list, *, key: str, patience: int, min_delta: float) -> bool:
-    """Whether the test curve `key` (higher is better) has plateaued: each of its last `patience`
-    points is no more than `min_delta` above the best point before them."""
-    points = [record[key] for record in history if key in record]
-    if len(points) <= patience:
+def val_plateaued(history: list, *, key: str, count: int, gain_se: float) -> bool:
+    """Whether the validation curve `key` (an accuracy on `count` images) has stopped rising:
+    its best point in the later half of the steps taken is less than `gain_se` standard errors
+    above its best point in the earlier half (the window doubles with the steps taken, so a
+    slow learner must gain as much per doubling as a fast one). The standard error is the
+    binomial one of the earlier best, sqrt(p(1 − p) / count), at least 1 / count (one image); it
+    bounds that of an accuracy averaged over several placements of each image. Needs two points
+    in each half.
+    """
+    points = [(record["step"], record[key]) for record in history if key in record]
+    if not points:
         return False
-    best_before = max(points[:-patience])
-    return all(p <= best_before + min_delta for p in points[-patience:])
+    half = points[-1][0] / 2
+    earlier = [p for step, p in points if step <= half]
+    later = [p for step, p in points if step > half]
+    if min(len(earlier), len(later)) < 2:
+        return False
+    best = max(earlier)
+    se = max(np.sqrt(best * (1 - best) / count), 1 / count)
+    return max(later) - best < gain_se * se
 
 
 def restore(state, run_dir: str):

@@ -99,17 +99,19 @@ def derived(runs: list) -> dict:
     return {"summary": attack.summarise(runs), "effects": attack.effects(runs)}
 
 
-def run(config, workdir: str) -> dict:
+def run(config, workdir: str, deadline: float | None = None) -> dict:
     """Attacks the segmentation model and the GAPNet classifiers; writes results and report."""
     declared = declare(config)
     started = time.time()
-    runs = driver.run(declared, workdir, engine.make_mesh())
+    runs = driver.run(declared, workdir, engine.make_mesh(), deadline)
     extra = {}
     if config.segmentation.enabled:
         data = declared[0].data
         extra["segmentation_data"] = driver.dataset_summary(
             data, image_shape=list(data.train_images.shape[1:]), ignore_label=data.ignore_label
         )
+        if getattr(data, "seeded_calibration", None):  # control C's split, drawn per seed
+            extra["segmentation_data"]["symmetric_calibration"] = "per seed, half on each side"
     results = driver.results(
         config,
         "attack",

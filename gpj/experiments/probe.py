@@ -57,11 +57,11 @@ def derived(runs: list) -> dict:
     return {"summary": stats.summarise(runs, ("head", "task"), ("accuracy",))}
 
 
-def run(config, workdir: str) -> dict:
+def run(config, workdir: str, deadline: float | None = None) -> dict:
     """Trains and evaluates every run and seed; writes results.json, report.md, figures."""
     declared = declare(config)
     started = time.time()
-    runs = driver.run(declared, workdir, engine.make_mesh())
+    runs = driver.run(declared, workdir, engine.make_mesh(), deadline)
     dataset = declared[0].data
     grid = config.data.grid_size
     results = driver.results(

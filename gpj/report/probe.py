@@ -54,9 +54,10 @@ def _unconverged_note(results) -> str:
         return ""
     return (
         f" PermuteNet's object runs ended at their budget ({budget[0]['steps']} steps), not on a "
-        "training-loss plateau. Claim 2 (semantics without channel order) needs converged runs: "
+        "plateau. Claim 2 (semantics without channel order) needs converged runs: "
         "`python -m gpj.main --config=configs/paper.py` trains them beside the controls until "
-        "the loss plateaus, and decides it in its `scorecard.md`."
+        "their validation accuracy stops rising (at most the official code's 20,834 steps), "
+        "and decides it in its `scorecard.md`."
     )
 
 
@@ -98,7 +99,14 @@ def _budget(train: dict) -> str:
     """The training length in words: epochs, or a plateau stop within a budget of epochs."""
     if not train.get("stop_on_plateau"):
         return f"{train['num_epochs']} epochs"
-    if train.get("plateau_on") == "test_accuracy":
+    if train.get("plateau_on") == "val_accuracy":
+        return (
+            "until the validation accuracy stops rising (checked every "
+            f"{train['eval_every_epochs']} epochs: the later half of the steps gains less than "
+            f"{train['plateau_gain_se']:g} standard errors over the earlier half), at most "
+            f"{train['num_epochs']} epochs"
+        )
+    if train.get("plateau_on") == "test_accuracy":  # results from before issue 30's rule
         return (
             f"until the test curve plateaus (every {train['eval_every_epochs']} epochs; no point "
             f"more than {train['plateau_min_delta']} above the best earlier one for "
