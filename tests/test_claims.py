@@ -74,11 +74,12 @@ def _depth_probe(permutenet_object):
         {
             ("permutenet", "location"): [0.9, 0.95, 1.0],
             ("fixedperm", "location"): [1.0, 1.0, 1.0],
+            ("gapnet", "location"): [1.0, 1.0, 0.99],
             ("permutenet", "object"): permutenet_object,
             ("fixedperm", "object"): [0.95, 0.93, 0.94],
         },
         readable_r2=0.8,
-    ) | {"config": {"train": {"plateau_on": "test_accuracy"}}}
+    ) | {"config": {"train": {"plateau_on": "val_accuracy"}}}
 
 
 def _scorecard(outcome: dict) -> list:
@@ -101,15 +102,17 @@ def test_claim_two_is_decided_at_each_shuffle_depth():
     deep, shallow = _depth_probe([0.2, 0.25, 0.22]), _depth_probe([0.93, 0.9, 0.94])
     for r in deep["runs"][:3]:
         r["steps"] = 20  # three runs ended at their budget
-    outcome = {"shuffle_layer_5": deep, "shuffle_layer_1": shallow}
+    outcome = {"probe": deep, "shuffle_layer_1": shallow}
     rows = _scorecard(outcome)
-    assert [r["claim"] for r in rows] == [2, 2]
-    first, headline = rows  # in layer order, whatever order the parts ran in
+    assert [r["claim"] for r in rows] == [1, 2, 2]
+    headline, first = rows[1:]  # in scorecard order, whatever order the parts ran in
     assert "shuffle layer 1" in first["setting"] and "channel-summed map" in first["setting"]
     assert "headline" in headline["setting"] and "only the channel sum" in headline["setting"]
     assert first["verdict"] == claims.SUPPORTED and headline["verdict"] == claims.NOT_SUPPORTED
-    assert headline["convergence"].startswith("6 of 6 runs stopped on a test-curve plateau")
-    assert "--config.model.shuffle_layer=5" in headline["command"]
+    assert headline["convergence"].startswith(
+        "6 of 6 runs stopped on a validation-accuracy plateau"
+    )
+    assert headline["command"] == paper.COMMANDS["probe"]  # layer 5 is the probe part's
     assert (headline["stage"], headline["cpu"], headline["jax"]) == (1, "a test CPU", "0.0")
     location = first["differences"]["location: fixedperm − permutenet"]
     assert location["mean"] == pytest.approx(np.mean([0.1, 0.05, 0.0]))
@@ -122,7 +125,7 @@ def test_claim_two_is_decided_at_each_shuffle_depth():
     assert table[1]["drop"]["object"]["ci95"] == pytest.approx(list(expected))
     assert table[1]["accuracy"]["object"]["permutenet"]["mean"] == pytest.approx(0.67 / 3)
     assert table[1]["readable_r2"]["object"]["fixedperm"]["mean"] == pytest.approx(0.8)
-    assert (table[1]["at_budget"], table[1]["runs"]) == (3, 12)
+    assert (table[1]["at_budget"], table[1]["runs"]) == (3, 15)
 
 
 def test_a_second_run_renders_as_a_stability_column(tmp_path):
@@ -133,14 +136,15 @@ def test_a_second_run_renders_as_a_stability_column(tmp_path):
     from gpj.report import readme
 
     def paper_results(permutenet_object, cpu):
-        outcome = {"shuffle_layer_5": _depth_probe(permutenet_object)}
-        outcome["shuffle_layer_5"]["environment"]["cpu"] = cpu
+        outcome = {"shuffle_layer_4": _depth_probe(permutenet_object)}
+        outcome["shuffle_layer_4"]["environment"]["cpu"] = cpu
+        rows = _scorecard(outcome)
         return {
             "experiment": "paper",
-            "config": {"shuffle_layer_5": {"num_seeds": 3}},
-            "parts": {"shuffle_layer_5": "shuffle_layer_5/results.json"},
-            "claims": _scorecard(outcome),
-            "design": sequential.operating_characteristics(sequential.Design((3,))),
+            "config": {"shuffle_layer_4": {"num_seeds": 3}},
+            "parts": {"shuffle_layer_4": "shuffle_layer_4/results.json"},
+            "claims": rows,
+            "design": sequential.operating_characteristics(sequential.Design((3,)), (1,)),
             "environment": {
                 "argv": ["--config=configs/paper.py"],
                 "device_count": 2,
@@ -161,7 +165,7 @@ def test_a_second_run_renders_as_a_stability_column(tmp_path):
     block = "<!-- results: first beside other third -->\n<!-- /results -->\n"
     text = readme.render(block, str(tmp_path))
     assert "| verdict in `other` | verdict in `third` |" in text
-    row = next(line for line in text.splitlines() if "shuffle layer 5" in line)
+    row = next(line for line in text.splitlines() if "shuffle layer 4" in line)
     assert f"**{claims.NOT_SUPPORTED}**" in row and "CPU A, jax 0.0" in row
     assert f"{claims.SUPPORTED} (stage 1, CPU B, jax 0.0)" in row
     assert f"{claims.NOT_SUPPORTED} (stage 1, CPU C, jax 0.0)" in row
@@ -219,21 +223,25 @@ def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows
     from conftest import finished_run
 
     only_object = "('permutenet:object','fixedperm:object')"
+    headline = "('gapnet:location','permutenet:location','permutenet:object','fixedperm:object')"
     args = (
         "--config=configs/paper.py:tiny,shuffle_depth",
-        "--config.parts=('shuffle_layer_2','shuffle_layer_5')",
+        "--config.parts=('shuffle_layer_2','probe')",
         f"--config.shuffle_layer_2.runs={only_object}",
-        f"--config.shuffle_layer_5.runs={only_object}",
+        f"--config.probe.runs={headline}",
+        "--config.probe.evals=('every_cell','readable')",
     )
     out = finished_run(tmp_path, *args)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["parts"]) == {"shuffle_layer_2", "shuffle_layer_5"}
+    assert set(results["parts"]) == {"shuffle_layer_2", "probe"}
     part = json.loads((tmp_path / "shuffle_layer_2" / "results.json").read_text())
     assert part["config"]["model"]["shuffle_layer"] == 2 and len(part["runs"]) == 4
     assert {r["readable_statistic"] for r in part["runs"]} == {"channel-summed map"}
-    assert [r["claim"] for r in results["claims"]] == [2, 2]
+    assert [r["claim"] for r in results["claims"]] == [1, 2, 2]
+    assert results["environment"]["git"]["commit"]  # the commit the scorecard was made from
     assert [r["layer"] for r in results["shuffle_depth"]] == [2, 5]
-    assert results["shuffle_depth"][0]["runs"] == 4 and not (tmp_path / "probe").exists()
+    assert results["shuffle_depth"][0]["runs"] == 4
+    assert not (tmp_path / "probe_circular").exists()
     scorecard = (tmp_path / "scorecard.md").read_text()
     assert "**Claim 2 by shuffle depth**" in scorecard and "| 5 (headline) |" in scorecard
     assert "](shuffle_depth.png)" in scorecard and (tmp_path / "shuffle_depth.png").is_file()
@@ -245,7 +253,7 @@ def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows
     # Run again in the same workdir: the finished parts are loaded, not rerun, with their times.
     finished_run(tmp_path, *args)
     again = json.loads((tmp_path / "results.json").read_text())
-    assert again["loaded_parts"] == {"shuffle_layer_2": [1], "shuffle_layer_5": [1]}
+    assert again["loaded_parts"] == {"shuffle_layer_2": [1], "probe": [1]}
     assert again["part_wall_time_s"] == results["part_wall_time_s"]
     assert again["claims"] == results["claims"] and again["elapsed_s"] < 60
     assert "loaded: it ran earlier in this workdir" in (tmp_path / "scorecard.md").read_text()
@@ -258,7 +266,7 @@ def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows
     assert "Stopped at the budget" in out and not stopped["complete"]
     assert "Stage 2 of 2: 3 seeds for shuffle_layer_2 (~" in out  # its expected time
     assert stopped["stopped"] == {"stage": 2, "part": "shuffle_layer_2"}
-    assert [(r["verdict"], r["stage"]) for r in stopped["claims"]] == [("open", 1)] * 2
+    assert [(r["verdict"], r["stage"]) for r in stopped["claims"]] == [("open", 1)] * 3
     assert "**Stopped at the budget**" in (tmp_path / "scorecard.md").read_text()
 
     # ... and the same command without it resumes: seeds 0-1 load from their checkpoints, only
@@ -267,15 +275,16 @@ def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows
     final = json.loads((tmp_path / "results.json").read_text())
     assert final["complete"] and final["loaded_parts"] == {
         "shuffle_layer_2": [1],
-        "shuffle_layer_5": [1],
+        "probe": [1],
     }
-    part = json.loads((tmp_path / "shuffle_layer_5" / "results.json").read_text())
+    part = json.loads((tmp_path / "probe" / "results.json").read_text())
     sources = {(r["seed"], r["weights"]["source"]) for r in part["runs"]}
     assert sources == {(0, "checkpoint"), (1, "checkpoint"), (2, "init")}
     for row in final["claims"]:
         assert (row["stage"], row["stages"], row["verdict"]) == (2, 2, claims.INCONCLUSIVE)
-        tested = row["differences"]["fixedperm − permutenet"]
-        assert tested["n"] == 3 and tested["detectable"] > 0
+        for test in row["tests"]:
+            tested = row["differences"][test["difference"]]
+            assert tested["n"] == 3 and tested["detectable"] > 0
     times = json.loads((tmp_path / "part_times.json").read_text())
-    assert set(times["shuffle_layer_5"]) == {"2", "3"}
+    assert set(times["probe"]) == {"2", "3"}
     assert final["wall_time_s"] == pytest.approx(sum(sum(t.values()) for t in times.values()))

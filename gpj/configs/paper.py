@@ -3,30 +3,36 @@
   python -m gpj.main --config=configs/paper.py                 # every part, seeds in stages
   python -m gpj.main --config=configs/paper.py --config.max_minutes=60   # stop cleanly at 1 h
   python -m gpj.main --config=configs/paper.py:shuffle_depth   # claim 2 by shuffle depth only
-  python -m gpj.main --config=configs/paper.py:tiny            # smoke test of all nine parts
+  python -m gpj.main --config=configs/paper.py:tiny            # smoke test of all eight parts
 
-Runs the parts named in `parts` (default: all nine), each an experiment in its own folder of the
-workdir (resumable, with its own report), then writes `scorecard.md` with the rows of the claims
-those parts test:
-  probe           claims 1-2 with zero padding: GAPNet, PermuteNet and its two controls (fixed
-                  permutation, channel sum) on both tasks, trained until the training loss
-                  plateaus (within a budget);
-  probe_circular  the same under circular padding (no border, so no absolute position): the
-                  runs claims 1-2 compare;
-  invariance      claim 3: AugShift against its two-view control and the baseline, 5 seeds;
-  attack          claims 4-5: the position-needed segmentation task, its shape-only control
-                  (B) and the symmetric calibration ranking (C);
-  shuffle_layer_1 ... shuffle_layer_5
+Runs the parts named in `parts` (default: all eight), each an experiment in its own folder of
+the workdir (resumable, with its own report), then writes `scorecard.md` with the rows of the
+claims those parts test:
+  probe           claims 1-2 with zero padding, shuffle after global pooling (layer 5, the
+                  paper's headline and the shuffle-depth table's last row): GAPNet, PermuteNet
+                  and its two controls (fixed permutation, channel sum) on both tasks;
+  probe_circular  the same heads claims 1-2 compare, under circular padding (no border);
+  shuffle_layer_1 ... shuffle_layer_4
                   claim 2 by shuffle depth (the paper's PermuteNet table): PermuteNet beside the
-                  fixed permutation at that depth, both tasks, 3 seeds, each run trained until
-                  its test curve plateaus (`configs/probe.py:shuffle_depth`).
+                  fixed permutation permuting before that ResNet stage, both tasks;
+  invariance      claim 3: AugShift against the plain baseline (the paper's claim) and against
+                  its two-view control (the loss's share);
+  attack          claims 4-5: the position-needed segmentation task, its shape-only control
+                  (B) and a left/right-balanced calibration ranking drawn per seed (C), each run
+                  trained until its training loss plateaus (within 12 epochs).
+Every canvas run trains until its accuracy on a validation split of the training digits stops
+rising, at most the official code's 20,834 steps (`configs/probe.py:converged`); no rule reads
+the test set. The parts run in the order of `parts`: by default the layer-5 ones first, the
+headline rows and the longest runs.
 Seeds come in stages, under a group-sequential rule fixed before the runs
 (`gpj.analysis.sequential`): stage 1 trains `stages[0]` seeds of every part; each later stage
 adds seeds only to the parts with a claim row still undecided, up to `stages[k]` (earlier seeds
 load from their checkpoints, never retrained). A row is decided when its t-interval at the
-design's nominal level (Pocock-type, calibrated so the overall two-sided error is `alpha`) clears
+design's nominal level (Pocock-type, calibrated so each row's two-sided error is `alpha`) clears
 its boundary; one still open after the last stage is inconclusive. `stages=(3,)` is the
 fixed-n design with plain 95 % intervals. A part's `num_seeds` is set by the stage.
+`max_minutes` checkpoints the training runs and stops cleanly when it runs out, even inside a
+part; the same command resumes.
 
 Any other field of a part can be overridden, e.g. `--config.attack.train.num_epochs=20`.
 """
@@ -36,21 +42,14 @@ import ml_collections
 from gpj.configs import attack, invariance, probe
 from gpj.configs.presets import apply_presets
 
-SHUFFLE_LAYERS = {f"shuffle_layer_{k}": k for k in range(1, 6)}  # part -> its shuffle layer
+SHUFFLE_LAYERS = {f"shuffle_layer_{k}": k for k in range(1, 5)}  # part -> its shuffle layer
 SHUFFLE_PARTS = tuple(SHUFFLE_LAYERS)
-PARTS = ("probe", "probe_circular", "invariance", "attack", *SHUFFLE_PARTS)
+HEADLINE_LAYER = 5  # the probe parts' shuffle layer: after GAP, the official code's default
+# The layer-5 parts first: their PermuteNets are the longest runs and the headline rows.
+PARTS = ("probe", "probe_circular", *SHUFFLE_PARTS, "invariance", "attack")
 STAGES = (3, 6, 10)  # seeds per part at each stage (cumulative)
-# Predictions for the first sequential run, written before it, from the fixed-n run's intervals
-# (stage intervals are at 98.07 %, about 1.65x the 95 % width at 3 seeds):
-# - stage 1 decides claim 1 with zero padding (supported) and claim 2 at layers 1, 2 and 4
-#   (supported) and at layer 5 (not supported, every part); layer 3's interval reaches past 10
-#   points, so it continues and is supported at stage 2;
-# - claim 1 with circular padding (GAPNet too at chance: no absolute position on a torus; a
-#   difference near 0) runs all three stages and ends inconclusive;
-# - claim 3 (AugShift − two_view, about +0.9 points at a per-seed SD of about 1.1) continues;
-#   it ends supported or inconclusive with about even odds (power ~50 % at that effect);
-# - claims 4 and 5 (effects far inside per-seed SDs of ~5 and ~27 points) run all three stages
-#   and end inconclusive, with the smallest detectable effect stated.
+# Predictions for this design (issue 30), written before its run: docs/results.md, "Converged
+# runs: design and predictions".
 
 
 def get_config(arg=None):
@@ -58,14 +57,14 @@ def get_config(arg=None):
     c.experiment = "paper"
     c.parts = PARTS  # the parts to run; a later run with more parts in the same workdir resumes
     c.stages = STAGES
-    c.alpha = 0.05  # the overall two-sided error of every verdict
-    c.max_minutes = 0.0  # stop cleanly before a part that would end past this (0: no budget)
+    c.alpha = 0.05  # each row's two-sided error over all its stages
+    c.max_minutes = 0.0  # checkpoint and stop cleanly at this budget, even inside a part (0: none)
 
-    c.probe = probe.get_config("controls")
+    c.probe = probe.get_config("controls,converged")
+    c.probe.evals = ("every_cell", "scores", "readable")
     c.probe.num_seeds = STAGES[0]
-    _plateau(c.probe, budget_epochs=12)
 
-    c.probe_circular = probe.get_config("controls,circular")
+    c.probe_circular = probe.get_config("controls,circular,converged")
     # What claims 1-2 need there: whether any head still finds the cell, and the object accuracy
     # lost without channel order.
     c.probe_circular.runs = (
@@ -75,7 +74,6 @@ def get_config(arg=None):
         "permutenet:object",
     )
     c.probe_circular.num_seeds = STAGES[0]
-    _plateau(c.probe_circular, budget_epochs=12)
 
     c.invariance = invariance.get_config()
     c.invariance.num_seeds = STAGES[0]
@@ -83,18 +81,13 @@ def get_config(arg=None):
     c.attack = attack.get_config()
     c.attack.classifier.tasks = ()  # the GAPNets' attacks are not among the claims
     c.attack.num_seeds = STAGES[0]
-    _plateau(c.attack, budget_epochs=12)
+    c.attack.train.update(num_epochs=12, stop_on_plateau=True)  # training-loss plateau
 
     for name, layer in SHUFFLE_LAYERS.items():
         c[name] = probe.get_config("shuffle_depth")
         c[name].model.shuffle_layer = layer
         c[name].num_seeds = STAGES[0]
     return apply_presets(c, arg, PRESETS)
-
-
-def _plateau(part, budget_epochs):
-    """Train until the training loss plateaus, at most `budget_epochs`."""
-    part.train.update(num_epochs=budget_epochs, stop_on_plateau=True)
 
 
 def _tiny(c):
@@ -107,6 +100,8 @@ def _tiny(c):
     ):
         tiny = module.get_config(presets)
         tiny.num_seeds = 2
+        if name == "probe":
+            tiny.evals = c.probe.evals
         if name == "probe_circular":
             tiny.runs = c.probe_circular.runs
         if name == "invariance":
@@ -114,6 +109,9 @@ def _tiny(c):
         if name == "attack":
             tiny.classifier.tasks = ()
         tiny.train.update(num_epochs=2, eval_every_epochs=1, stop_on_plateau=True)
+        if module is probe:
+            tiny.data.val_fraction = 0.2
+            tiny.train.plateau_on = "val_accuracy"
         c[name] = tiny
     for name in SHUFFLE_PARTS:
         tiny = probe.get_config("tiny,shuffle_depth")
@@ -124,8 +122,8 @@ def _tiny(c):
 
 
 def _shuffle_depth(c):
-    """Claim 2 by shuffle depth alone: the five shuffle_layer parts."""
-    c.parts = SHUFFLE_PARTS
+    """Claim 2 by shuffle depth alone: the four shuffle_layer parts and the layer-5 probe."""
+    c.parts = (*SHUFFLE_PARTS, "probe")
 
 
 PRESETS = {"tiny": _tiny, "shuffle_depth": _shuffle_depth}

@@ -3,20 +3,19 @@ shuffle depth), invariance and attack experiments run as parts, each in its own 
 workdir with its own results and report, then decided in a scorecard (`gpj.analysis.claims`).
 """
 
+import functools
 import json
 import os
 import re
 import time
 
 import jax
-import numpy as np
 from absl import logging
-from jax.experimental import multihost_utils
 
 from gpj import report
 from gpj.analysis import claims, sequential
-from gpj.configs.paper import PARTS, SHUFFLE_LAYERS, SHUFFLE_PARTS
-from gpj.errors import ConfigError
+from gpj.configs.paper import HEADLINE_LAYER, PARTS, SHUFFLE_LAYERS, SHUFFLE_PARTS
+from gpj.errors import BudgetReached, ConfigError
 from gpj.provenance import environment
 from gpj.validation import check_range
 
@@ -41,7 +40,6 @@ COMMANDS = {  # the paper-scale command of each claim (GPU/TPU; the data prepare
         for name, layer in SHUFFLE_LAYERS.items()
     },
 }
-HEADLINE_LAYER = 5  # the official code's default `layer=5`: the depth of the paper's headline
 
 
 def parts(config) -> list:
@@ -134,10 +132,13 @@ class _Times:
             with open(self.path) as f:
                 self.seconds = json.load(f)
 
-    def record(self, name: str, n: int, seconds: float, overwrite: bool = True) -> None:
+    def record(self, name: str, n: int, seconds: float, add: bool = True) -> None:
+        """Adds `seconds` spent bringing `name` to `n` seeds (a part stopped at a budget and
+        resumed adds each share), or with `add=False` sets them if none are recorded yet (a part
+        found finished)."""
         times = self.seconds.setdefault(name, {})
-        if overwrite or str(n) not in times:
-            times[str(n)] = seconds
+        if add or str(n) not in times:
+            times[str(n)] = times.get(str(n), 0.0) * add + seconds
         if jax.process_index() == 0:
             report.write_json(self.seconds, self.path)
 
@@ -158,13 +159,15 @@ def run(config, workdir: str) -> dict:
     """Checks every part, then runs the group-sequential design (`gpj.analysis.sequential`):
     stage k brings every part with an undecided claim row to `stages[k]` seeds, in
     `<workdir>/<part>` (finished seeds load from their checkpoints; a part that already reached
-    those seeds is loaded), then judges its open rows. Stops cleanly when the next part would
-    pass `max_minutes`; the same command resumes. Writes the scorecard."""
+    those seeds is loaded), then judges its open rows. At `max_minutes` it checkpoints the
+    training seeds and stops cleanly, even inside a part; the same command resumes. Writes the
+    scorecard."""
     from gpj.experiments import EXPERIMENTS, check
 
     check(config)  # every part's checks before any training
     design = sequential.Design(tuple(config.stages), config.alpha)
-    started, budget = time.time(), 60 * config.max_minutes or float("inf")
+    started = time.time()
+    deadline = started + 60 * config.max_minutes if config.max_minutes else None
     times, named = _Times(workdir), dict(parts(config))
     outcome, loaded, judged, stopped = {}, {}, {}, None
     open_rows = [i for i, row in enumerate(ROWS) if row[1] in named]
@@ -180,11 +183,16 @@ def run(config, workdir: str) -> dict:
             if results is not None:
                 loaded.setdefault(name, []).append(stage)
                 times.record(name, results["config"]["num_seeds"], results["wall_time_s"], False)
-            elif _past_budget(time.time() - started, times.expected(name, n), budget):
-                stopped = {"stage": stage, "part": name}
-                break
             else:
-                results = EXPERIMENTS[part.experiment].run(part, os.path.join(workdir, name))
+                begun = time.time()
+                try:
+                    results = EXPERIMENTS[part.experiment].run(
+                        part, os.path.join(workdir, name), deadline
+                    )
+                except BudgetReached:
+                    times.record(name, n, time.time() - begun)
+                    stopped = {"stage": stage, "part": name}
+                    break
                 times.record(name, n, results["wall_time_s"])
             outcome[name] = at_seeds(results, n)
             for i in [i for i in open_rows if ROWS[i][1] == name]:
@@ -193,17 +201,20 @@ def run(config, workdir: str) -> dict:
                     open_rows.remove(i)
         if stopped:
             break
+    rows = scorecard(outcome, judged, open_rows)
     results = {
         "experiment": "paper",
         "config": config.to_dict(),
         "environment": environment(),
-        "design": sequential.operating_characteristics(design),
+        "design": sequential.operating_characteristics(
+            design, tuple(len(row["tests"]) for row in rows)
+        ),
         "complete": stopped is None,
         "stopped": stopped,
         "parts": {name: f"{name}/results.json" for name in outcome},
         "part_wall_time_s": {name: times.total([name]) for name in outcome},
         "loaded_parts": loaded,
-        "claims": scorecard(outcome, judged, open_rows),
+        "claims": rows,
         "shuffle_depth": shuffle_depth(outcome),
         "headline_layer": HEADLINE_LAYER,
         # The parts' own times (a loaded part's from its run): what the scorecard took to make.
@@ -214,19 +225,11 @@ def run(config, workdir: str) -> dict:
         report.write(results, workdir)
         if stopped:
             print(
-                f"Stopped at the budget (max_minutes={config.max_minutes}) before stage "
-                f"{stopped['stage']}'s part {stopped['part']}; the same command resumes."
+                f"Stopped at the budget (max_minutes={config.max_minutes}) in stage "
+                f"{stopped['stage']}'s part {stopped['part']}, its runs checkpointed; the same "
+                "command resumes."
             )
     return results
-
-
-def _past_budget(elapsed: float, expected: float | None, budget: float) -> bool:
-    """Whether a part expected to take `expected` seconds (None: not measured yet) would end past
-    the budget; decided on process 0, so every process stops together."""
-    past = elapsed >= budget or (expected is not None and elapsed + expected > budget)
-    if jax.process_count() > 1:
-        past = bool(multihost_utils.broadcast_one_to_all(np.array(past)))
-    return past
 
 
 def _announce(stage: int, design, todo: list, times: _Times) -> None:
@@ -253,11 +256,6 @@ def _announce(stage: int, design, todo: list, times: _Times) -> None:
 
 
 def _depth_setting(layer: int) -> str:
-    if layer == HEADLINE_LAYER:
-        return (
-            "zero padding, shuffle layer 5 (after GAP; the official code's default, the depth of "
-            "the paper's headline): PermuteNet can read only the channel sum"
-        )
     return (
         f"zero padding, shuffle layer {layer} (before ResNet stage {layer}): the layers after it "
         "can read the channel-summed map"
@@ -269,26 +267,43 @@ ROWS = (  # (claim, part, setting, decision) in scorecard order
     (
         1,
         "probe_circular",
-        "circular padding: no border, no absolute position",
-        claims.channel_wise_position,
+        "circular padding: no border, so no channel-order advantage is predicted (equivalence)",
+        claims.no_border_no_advantage,
     ),
     (
         2,
         "probe",
-        "zero padding, shuffle after GAP (layer 5), 12-epoch budget: only the channel sum",
+        (
+            f"zero padding, shuffle after GAP (layer {HEADLINE_LAYER}, the paper's headline and "
+            "the official code's default): PermuteNet can read only the channel sum"
+        ),
         claims.order_free_semantics,
     ),
     (
         2,
         "probe_circular",
-        "circular padding, shuffle after GAP (layer 5): no border cue; only the channel sum",
+        (
+            f"circular padding, shuffle after GAP (layer {HEADLINE_LAYER}): no border cue; only "
+            "the channel sum"
+        ),
         claims.order_free_semantics,
     ),
     *(
         (2, name, _depth_setting(layer), claims.order_free_semantics)
         for name, layer in SHUFFLE_LAYERS.items()
     ),
-    (3, "invariance", "two-view control", claims.augshift_invariance),
+    (
+        3,
+        "invariance",
+        "against the plain baseline: the paper's claim",
+        functools.partial(claims.augshift_invariance, control="baseline"),
+    ),
+    (
+        3,
+        "invariance",
+        "against the two-view control (λ = 0): the consistency loss's own share",
+        functools.partial(claims.augshift_invariance, control="two_view"),
+    ),
     (4, "attack", "position-needed task, control B", claims.position_channels_needed),
     (5, "attack", "calibration ranking, control C", claims.region_specific_attack),
 )
@@ -313,7 +328,9 @@ def scorecard(outcome: dict, judged: dict, open_rows: list) -> list:
 
 
 def shuffle_depth(outcome: dict) -> list:
-    """The shuffle-depth table's rows (`claims.by_shuffle_depth`) of the shuffle parts that ran."""
+    """The shuffle-depth table's rows (`claims.by_shuffle_depth`) of the shuffle parts that ran,
+    the `probe` part giving the last row (layer 5)."""
+    layers = {**SHUFFLE_LAYERS, "probe": HEADLINE_LAYER}
     return claims.by_shuffle_depth(
-        {layer: outcome[name] for name, layer in SHUFFLE_LAYERS.items() if name in outcome}
+        {layer: outcome[name] for name, layer in layers.items() if name in outcome}
     )

@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gpj.analysis.claims import SMALL_DROP
+from gpj.analysis.claims import EQUIVALENCE_MARGIN, INCONCLUSIVE, SMALL_DROP
 from gpj.report.common import (
     environment_line,
     figure_links,
@@ -30,12 +30,16 @@ def _points(described, key: str = "ci95") -> str:
     return text
 
 
-def _difference(name: str, described: dict) -> str:
-    """A difference with its interval: a tested one's at the stage's level (bold, against the
-    boundary; its smallest detectable effect when it ended inconclusive), context ones at 95 %."""
+def _difference(name: str, described: dict, tested: bool) -> str:
+    """A difference with its interval at the row's level (bold if tested, against the boundary;
+    its smallest detectable effect when it ended inconclusive); in results from before every
+    difference got the row's level, the context ones at 95 %."""
     if "interval" not in described:
         return f"{name}: {_points(described)}"
-    text = f"**{name}: {_points(described, 'interval')}** (n = {described['n']})"
+    text = f"{name}: {_points(described, 'interval')}"
+    if not tested:
+        return text
+    text = f"**{text}** (n = {described['n']})"
     if described.get("detectable") is not None:
         text += f", detectable ±{100 * described['detectable']:.1f} from the boundary"
     return text
@@ -43,10 +47,16 @@ def _difference(name: str, described: dict) -> str:
 
 def _verdict(row: dict) -> str:
     text = f"**{row['verdict']}**"
+    leans = {row["differences"][t["difference"]].get("leans") for t in row.get("tests", ())}
+    if row["verdict"] == INCONCLUSIVE and len(leans) == 1 and None not in leans:
+        text += f", leaning {leans.pop()} the claim"
     if "stage" in row:
+        margin = any("margin" in t for t in row.get("tests", ()))
+        bound = f"margin ±{100 * row['boundary']:.0f}" if margin else "boundary"
+        bound += "" if margin else f" {100 * row['boundary']:+.0f}"
         text += (
             f"<br>stage {row['stage']} of {row['stages']}, "
-            f"{100 * row['confidence']:.2f} % interval, boundary {100 * row['boundary']:+.0f}"
+            f"{100 * row['confidence']:.2f} % interval, {bound}"
         )
     if row.get("convergence"):
         text += f"<br>({row['convergence']})"
@@ -64,7 +74,10 @@ def table(results: dict, beside: dict | None = None, depth: bool = True) -> str:
     }
     rows = []
     for key, row in zip(_keys(results), results["claims"], strict=True):
-        numbers = "<br>".join(_difference(k, v) for k, v in row["differences"].items())
+        tested = {t["difference"] for t in row.get("tests", ())} or {  # older rows: no tests
+            k for k, v in row["differences"].items() if "interval" in v
+        }
+        numbers = "<br>".join(_difference(k, v, k in tested) for k, v in row["differences"].items())
         cells = [
             f"{row['claim']}. {CLAIMS[row['claim']]}",
             row["setting"],
@@ -84,12 +97,23 @@ def table(results: dict, beside: dict | None = None, depth: bool = True) -> str:
     return (_depth_table(results) if depth else "") + scorecard
 
 
+# The parts of the scorecard rows, in order, of result files from before rows named their part.
+_UNNAMED_ROW_PARTS = (
+    "probe",
+    "probe_circular",
+    "probe",
+    "probe_circular",
+    *(f"shuffle_layer_{k}" for k in range(1, 6)),
+    "invariance",
+    "attack",
+    "attack",
+)
+
+
 def _keys(results: dict) -> list:
     """What identifies each scorecard row across runs: (claim, part). Rows from before they
-    named their part are in the order of `ROWS` among the parts that ran."""
-    from gpj.experiments.paper import ROWS  # the experiment imports this report
-
-    order = [part for _, part, _, _ in ROWS if part in results["parts"]]
+    named their part are in the order of `_UNNAMED_ROW_PARTS` among the parts that ran."""
+    order = [part for part in _UNNAMED_ROW_PARTS if part in results["parts"]]
     rows = results["claims"]
     parts = [r.get("part") for r in rows] if all("part" in r for r in rows) else order
     return [(r["claim"], part) for r, part in zip(rows, parts, strict=True)]
@@ -116,18 +140,16 @@ def _rule(results: dict) -> str:
         f"side, else {'undecided' if design else '**inconclusive**'} (boundary 0; for claim 2, a "
         f"loss of {100 * SMALL_DROP:.0f} points)."
     )
+    if any("margin" in t for row in results["claims"] for t in row.get("tests", ())):
+        boundary += (
+            f" An equivalence row (claim 1 under circular padding, margin ±"
+            f"{100 * EQUIVALENCE_MARGIN:.0f} points, fixed before its runs) is **supported** when "
+            "the interval lies wholly inside the margin, **not supported** when wholly outside."
+        )
     if not design:  # a fixed-n scorecard from before the sequential design
         config = results["config"]
         seeds = ", ".join(f"{name} {config[name]['num_seeds']}" for name in results["parts"])
         return f"Verdicts by one rule, fixed before the runs: {boundary} Seeds: {seeds}."
-    sims = {s["effect"]: s for s in design["simulated"]}
-    power = "; ".join(
-        f"at a true effect of {e:g} per-seed SD: decided {100 * s['decisive']:.1f} %, "
-        f"{s['mean_seeds']:.1f} seeds on average"
-        for e, s in sims.items()
-        if e
-    )
-    null = sims[0.0]
     stages = ", ".join(map(str, design["stages"]))
     status = (
         ""
@@ -145,9 +167,45 @@ def _rule(results: dict) -> str:
         "(with the smallest effect its n could have detected at 80 % power). Each stage's "
         f"interval is at the nominal level 1 − α' = {100 * (1 - design['nominal_alpha']):.2f} "
         f"% ({design['method']}), so that with no effect the chance of any decisive verdict is "
-        f"α = {design['alpha']:g}: in {null['studies']:,} simulated studies, "
-        f"{100 * null['decisive']:.2f} %. Power, {power}.{status}"
+        f"α = {design['alpha']:g} per row. {_error_rates(design)} {_power(design)}{status}"
     )
+
+
+def _error_rates(design: dict) -> str:
+    """The simulated false-verdict rates, each with its Monte Carlo error."""
+    if "errors" not in design:  # results from before the rates were stated per family
+        null = next(s for s in design["simulated"] if s["effect"] == 0.0)
+        return f"In {null['studies']:,} simulated studies, {100 * null['decisive']:.2f} %."
+    errors = design["errors"]
+
+    def rate(key):
+        return f"{100 * errors[key]['rate']:.2f} ± {100 * errors[key]['se']:.2f} %"
+
+    text = (
+        f"Simulated over {errors['studies']:,} studies with every true difference on its "
+        "boundary (rate ± Monte Carlo standard error): a one-difference row gives a false "
+        f"verdict {rate('row')} of the time, a two-difference row {rate('two_difference_row')}, "
+        f"a part with two open rows {rate('part')}, and the scorecard's {errors['rows']} rows, "
+        f"taken as independent, {rate('scorecard')}: the rule bounds each row's error, not the "
+        "family's (an equivalence row counts as a boundary row at its margin, which bounds its "
+        "rate)."
+    )
+    if len(design["stages"]) > 1:
+        text += (
+            " No verdict was read before the rule; had stage 1 also been read at a fixed 95 %, "
+            f"as the earlier fixed-n scorecard's was, a row would err {rate('earlier')}."
+        )
+    return text
+
+
+def _power(design: dict) -> str:
+    sims = design.get("power") or [s for s in design["simulated"] if s["effect"]]
+    power = "; ".join(
+        f"at a true effect of {s['effect']:g} per-seed SD: decided {100 * s['decisive']:.1f} %, "
+        f"{s['mean_seeds']:.1f} seeds on average"
+        for s in sims
+    )
+    return f"Power, {power}."
 
 
 def _depth_table(results: dict) -> str:
