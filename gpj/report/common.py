@@ -63,23 +63,35 @@ def test_metric(run) -> str | None:
 
 
 def curves_figure(results, workdir, label) -> str:
-    """Training loss and accuracy, and the test curve where logged, against step for every run;
-    `label(run)` names a line."""
-    tested = any(test_metric(r) for r in results["runs"])
-    fig, axes = plt.subplots(1, 3 if tested else 2, figsize=(15 if tested else 10, 3.6))
+    """Training loss and accuracy, and the validation curve (what a plateau stop reads) and the
+    test curve where logged, against step for every run; `label(run)` names a line."""
+    held_out = [
+        key
+        for key in ("val_accuracy", test_metric_of(results))
+        if key and any(key in h for r in results["runs"] for h in r["history"])
+    ]
+    panels = 2 + len(held_out)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6))
     for r in results["runs"]:
         steps = [h["step"] for h in r["history"]]
         axes[0].plot(steps, [h["loss"] for h in r["history"]], label=label(r))
         axes[1].plot(steps, [h["accuracy"] for h in r["history"]], label=label(r))
-        key = test_metric(r)
-        if key:
+        for ax, key in zip(axes[2:], held_out, strict=True):
             points = [(h["step"], h[key]) for h in r["history"] if key in h]
-            axes[2].plot(*zip(*points, strict=True), marker=".", label=label(r))
-            axes[2].set(xlabel="step", ylabel=key.replace("_", " "), ylim=(0, 1))
+            if points:
+                ax.plot(*zip(*points, strict=True), marker=".", label=label(r))
+    for ax, key in zip(axes[2:], held_out, strict=True):
+        name = "validation accuracy (stopping rule)" if key == "val_accuracy" else key
+        ax.set(xlabel="step", ylabel=name.replace("_", " "), ylim=(0, 1))
     axes[0].set(xlabel="step", ylabel="train loss", yscale="log")
     axes[1].set(xlabel="step", ylabel="train accuracy", ylim=(0, 1))
     axes[-1].legend(fontsize=7, loc="lower right")
     return save_figure(fig, workdir, "training_curves.png")
+
+
+def test_metric_of(results) -> str | None:
+    """The test-curve metric any run of `results` logged, if any."""
+    return next((key for r in results["runs"] if (key := test_metric(r))), None)
 
 
 def stopped(run) -> str:
