@@ -170,6 +170,10 @@ def test_a_second_run_renders_as_a_stability_column(tmp_path):
     assert f"{claims.SUPPORTED} (stage 1, CPU B, jax 0.0)" in row
     assert f"{claims.NOT_SUPPORTED} (stage 1, CPU C, jax 0.0)" in row
     assert row.index("CPU B") < row.index("CPU C")
+    rule = next(line for line in text.splitlines() if line.startswith("Verdicts by one rule"))
+    assert "Simulated over 1,048,576 studies" in rule and "the scorecard's 1 row, " in rule
+    assert "a part with two open rows 9." in rule  # ≈ 1 − 0.95², each rate ± its MC error
+    assert "earlier fixed-n" not in rule  # one stage: no earlier look to state
     assert "`other`: *From [`results/other.json`]" in text
     assert "`third`: *From [`results/third.json`]" in text
 
