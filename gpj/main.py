@@ -11,6 +11,7 @@ import tempfile
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from gpj import command_line
 from gpj.errors import ConfigError, GpjError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -42,11 +43,19 @@ _COMPILATION_CACHE = flags.DEFINE_string(
     "Folder of JAX's persistent compilation cache (default: $JAX_COMPILATION_CACHE_DIR, else "
     "~/.cache/gpj/jax); an empty value disables it.",
 )
+_PRINT_CONFIG = flags.DEFINE_bool(
+    "print_config", False, "Print the resolved config (presets and overrides applied) and exit."
+)
 flags.mark_flags_as_required(["config"])
 
 
-def prepare_workdir(path: str) -> str:
-    """Creates the workdir and proves it is writable before any compute."""
+def prepare_workdir(path: str) -> str | None:
+    """Creates the workdir and proves it is writable before any compute. Returns the top-most
+    folder this created (None: the workdir existed), for `remove_if_empty`."""
+    created = None
+    parent = os.path.abspath(path)
+    while not os.path.exists(parent):
+        created, parent = parent, os.path.dirname(parent)
     try:
         os.makedirs(path, exist_ok=True)
         # A file of its own: processes that share the workdir must not remove each other's.
@@ -54,37 +63,41 @@ def prepare_workdir(path: str) -> str:
             pass
     except OSError as e:
         raise ConfigError(f"--workdir={path} is not writable ({e.strerror}); choose another folder")
-    return path
+    return created
 
 
-def argv_flag(argv, name: str) -> str:
-    """The command-line argument that set flag `name` (for error messages)."""
-    return next((a for a in argv if a.split("=")[0] == name), name)
+def remove_if_empty(path: str, created: str | None) -> None:
+    """Removes the folders from `path` up to `created` that this run made and left empty: a
+    command refused for a bad value leaves no empty run folder."""
+    if not (path and created):
+        return
+    folder = os.path.abspath(path)
+    while folder.startswith(created) and not os.listdir(folder):
+        os.rmdir(folder)
+        if folder == created:
+            break
+        folder = os.path.dirname(folder)
 
 
 def parse_flags(argv):
-    """absl flag parsing, with config-file and override mistakes reported in one line."""
+    """absl flag parsing: `--help` is gpj's usage (exit 0), a `--config=configs/NAME.py` resolves
+    from any folder, and config-file and override mistakes are one line (exit 1)."""
+    if any(a in ("--help", "-h", "--helpshort") for a in argv[1:]):
+        print(command_line.usage())
+        sys.exit(0)
     try:
-        return flags.FLAGS(argv)
+        return flags.FLAGS(command_line.resolve_config(argv))
     except (
         flags.Error
     ) as e:  # a config file that fails to load embeds its traceback: keep the cause
         lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-        message = lines[0] if len(lines) == 1 else f"{argv_flag(argv, '--config')}: {lines[-1]}"
+        message = (
+            lines[0]
+            if len(lines) == 1
+            else f"{command_line.argv_flag(argv, '--config')}: {lines[-1]}"
+        )
     except Exception as e:  # noqa: BLE001  (whatever the config file raised, said in one line)
-        key = str(e).strip("'\"")
-        bad = [
-            a.split("=")[0]
-            for a in argv
-            if a.startswith("--config.") and key in a.split("=")[0].split(".")
-        ]
-        if isinstance(e, (AttributeError, KeyError)) and bad:  # an override names no field
-            message = (
-                f"{bad[0]}: the config has no field {key!r}; "
-                "see the config file for the fields and their defaults"
-            )
-        else:  # the config file itself failed to load or to build its config
-            message = f"{argv_flag(argv, '--config')}: {type(e).__name__}: {e}"
+        message = command_line.one_line(e, argv)
     print(f"error: {message}", file=sys.stderr)
     sys.exit(1)
 
@@ -107,11 +120,16 @@ def main(argv):
         experiment = config.get("experiment")
     except OSError as e:  # ml_collections defers a config file that could not be read to here
         print(
-            f"error: {argv_flag(argv, '--config')}: {str(e).strip().splitlines()[-1].strip()}",
+            f"error: {command_line.argv_flag(argv, '--config')}: "
+            f"{str(e).strip().splitlines()[-1].strip()}",
             file=sys.stderr,
         )
         sys.exit(1)
+    if _PRINT_CONFIG.value:
+        print(config)
+        return
     cache = _COMPILATION_CACHE.value
+    workdir, created = None, None
     compilation_cache.enable(compilation_cache.default_dir() if cache is None else cache)
     try:
         distributed.initialize(
@@ -129,10 +147,12 @@ def main(argv):
         if single_process:
             cpu_devices.split_cpu(batch_sizes(config), _CPU_DEVICES.value)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        workdir = prepare_workdir(_WORKDIR.value or os.path.join("runs", f"{experiment}-{stamp}"))
+        workdir = _WORKDIR.value or os.path.join("runs", f"{experiment}-{stamp}")
+        created = prepare_workdir(workdir)
         results = EXPERIMENTS[experiment].run(config, workdir)
     except GpjError as e:
         logging.debug("user error", exc_info=True)
+        remove_if_empty(workdir, created)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     if jax.process_index() == 0:

@@ -1,0 +1,59 @@
+"""The command line itself: its usage, config files found from any folder, the resolved config,
+and mistakes as one line that leave nothing behind."""
+
+import importlib
+
+from conftest import assert_command_line_errors, gpj_command
+
+from gpj import command_line
+
+
+def test_help_exits_zero_and_lists_every_config_with_its_presets():
+    proc = gpj_command("gpj.main", "--help")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    for name in command_line.CONFIGS:
+        presets = importlib.import_module(f"gpj.configs.{name}").PRESETS
+        line = next(line for line in out.splitlines() if f"configs/{name}.py:" in line)
+        assert line.split(":", 1)[1].strip().split(", ") == list(presets)
+    assert "--print_config" in out
+
+
+def test_a_mistyped_field_is_one_line_with_the_suggestion(tmp_path):
+    cases = {
+        "typo": (
+            ["--config.model.paddingg=zero"],
+            "--config.model.paddingg: the config has no field 'paddingg'; did you mean 'padding'?",
+        ),
+        "bad value": (["--config.model.padding=mirror"], "model.padding='mirror' is not valid"),
+    }
+    assert_command_line_errors("configs/probe.py:tiny", cases, tmp_path)
+
+
+def test_print_config_shows_presets_and_overrides_from_any_folder_and_runs_nothing(tmp_path):
+    workdir = tmp_path / "never"
+    proc = gpj_command(
+        "gpj.main",
+        "--config=configs/probe.py:tiny,controls",
+        "--config.train.num_epochs=7",
+        "--print_config",
+        f"--workdir={workdir}",
+        cwd=tmp_path,  # no configs/ folder here: the installed config is used
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "num_epochs: 7" in out and "image_size: 8" in out  # override, tiny preset
+    assert "sum:object" in out  # the controls preset's runs
+    assert not workdir.exists()
+
+
+def test_a_config_file_from_the_current_folder_wins_over_the_installed_one(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "probe.py").write_text(
+        "from gpj.configs.probe import get_config as base\n\n\n"
+        "def get_config(arg=None):\n    c = base(arg)\n    c.num_seeds = 5\n    return c\n"
+    )
+    proc = gpj_command("gpj.main", "--config=configs/probe.py", "--print_config", cwd=tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "num_seeds: 5" in out
