@@ -339,12 +339,9 @@ def digit_data(
     dataset: ImageDataset,
     *,
     seed: int,
-    num_train: int,
-    num_test: int,
-    left_fraction: float,
     calibration: dict | None = None,
     seeded_calibration: dict | None = None,
-    **canvas,
+    **splits,
 ) -> SegmentationData:
     """The canvases of `make_splits` (same arguments) as `SegmentationData`, with
     `seeded_calibration` {name: (canvases, left_fraction)}: calibration sets drawn afresh for each
@@ -356,15 +353,10 @@ def digit_data(
     """
     calibration, seeded_calibration = calibration or {}, seeded_calibration or {}
     _check(dataset, {name: count for name, (count, _) in seeded_calibration.items()})
-    splits = make_splits(
-        dataset,
-        seed=seed,
-        num_train=num_train,
-        num_test=num_test,
-        left_fraction=left_fraction,
-        calibration=calibration,
-        **canvas,
-    )
+    canvas = {
+        k: v for k, v in splits.items() if k not in ("num_train", "num_test", "left_fraction")
+    }
+    splits = make_splits(dataset, seed=seed, calibration=calibration, **splits)
     key = jax.random.PRNGKey(seed)
     side_labels = canvas.get("side_labels", False)
     return SegmentationData(
