@@ -49,6 +49,8 @@ HEADLINE_LAYER = 5  # the probe parts' shuffle layer: after GAP, the official co
 # The layer-5 parts first: their PermuteNets are the longest runs and the headline rows.
 PARTS = ("probe", "probe_circular", *SHUFFLE_PARTS, "invariance", "attack")
 STAGES = (3, 6, 10)  # seeds per part at each stage (cumulative)
+# The probe part's claim-2 pair, then claim 1's pair, train first.
+PROBE_FIRST = ("permutenet:object", "fixedperm:object", "gapnet:location", "permutenet:location")
 # Predictions for this design (issue 30), written before its run: docs/results.md, "Converged
 # runs: design and predictions".
 
@@ -62,6 +64,9 @@ def get_config(arg=None):
     c.max_minutes = 0.0  # checkpoint and stop cleanly at this budget, even inside a part (0: none)
 
     c.probe = probe.get_config("controls,converged")
+    # Claim 2's pair first, then claim 1's, then the rest: each ~75 min of 2-core CPU (3 seeds to
+    # the cap), so a run stopped by `max_minutes` leaves whole rows. Order only: same runs.
+    c.probe.runs = (*PROBE_FIRST, *(r for r in c.probe.runs if r not in PROBE_FIRST))
     c.probe.evals = ("every_cell", "scores", "readable")
     c.probe.num_seeds = STAGES[0]
 
