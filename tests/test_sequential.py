@@ -153,3 +153,11 @@ def test_pococks_normal_level_read_off_t_quantiles_would_exceed_alpha():
     error = 3 * np.sqrt(0.05 * 0.95 / 2**18)
     assert np.mean(smallest < normal_level) > 0.05 + error
     assert np.mean(smallest < sequential.nominal_alpha(stages)) <= 0.05 + error
+
+
+def test_a_scorecard_with_no_measured_rows_states_no_false_verdicts():
+    """A run stopped at its budget before any part finished still states its design: a scorecard
+    of no rows has a family rate of exactly 0 (the run that hit this crashed at its last step)."""
+    errors = sequential.error_rates(sequential.Design((3,)), (), studies=2**10)
+    assert errors["rows"] == 0 and errors["scorecard"] == {"rate": 0.0, "se": 0.0}
+    assert 0 < errors["row"]["rate"] < 1

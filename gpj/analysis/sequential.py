@@ -172,7 +172,7 @@ def error_rates(design: Design, rows: tuple, studies: int = STUDIES, seed: int =
         hits["row"].append(decisive[0])
         hits["part"].append(decisive[0] | decisive[1])
         hits["two_difference_row"].append(decisive[2])
-        hits["scorecard"].append(np.any(decisive[3:], axis=0))
+        hits["scorecard"].append(np.any([np.zeros(chunk, bool), *decisive[3:]], axis=0))
         earlier = (design.alpha,) + (design.nominal_alpha,) * (len(design.stages) - 1)
         values = rng.standard_normal((chunk, 1, design.stages[-1]))
         hits["earlier"].append(verdicts(values, design, earlier)[0] != 0)
