@@ -139,7 +139,13 @@ def test_describe_gives_mean_sample_std_and_the_t_interval(values):
 
 
 def test_one_value_has_no_interval_and_no_value_is_an_error():
-    assert stats.describe([0.25]) == {"mean": 0.25, "std": 0.0, "n": 1, "ci95": None}
+    assert stats.describe([0.25]) == {
+        "mean": 0.25,
+        "std": 0.0,
+        "n": 1,
+        "ci95": None,
+        "values": [0.25],
+    }
     with pytest.raises(ValueError):
         stats.describe([])
 

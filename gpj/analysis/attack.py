@@ -37,7 +37,8 @@ def random_curve(
         row = {"n": int(n)}
         for key in draws[0]:
             values = [d[key] for d in draws]
-            row[key] = {**stats.describe(values), "draws": values}
+            row[key] = stats.describe(values)
+            row[key]["draws"] = row[key].pop("values")
         curve.append(row)
     return curve
 

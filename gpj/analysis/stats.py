@@ -11,9 +11,10 @@ from scipy import special
 
 
 def describe(values: Sequence[float], confidence: float = 0.95) -> dict:
-    """{"mean", "std", "n", "ci95"} of `values`.
+    """{"mean", "std", "n", "ci95", "values"} of `values`.
 
-    `std` is the sample standard deviation (ddof=1; 0 for a single value). `ci95` is the
+    `values` are the measurements themselves (a report shows them beside the mean when there are
+    only a few). `std` is the sample standard deviation (ddof=1; 0 for a single value). `ci95` is the
     two-sided Student-t interval of the mean with n - 1 degrees of freedom, `[low, high]`, or
     None for a single value (one measurement has no interval).
     """
@@ -24,7 +25,7 @@ def describe(values: Sequence[float], confidence: float = 0.95) -> dict:
     mean = float(values.mean())
     std = float(values.std(ddof=1)) if n > 1 else 0.0
     described = {"mean": mean, "std": std, "n": n}
-    return {**described, "ci95": interval(described, confidence)}
+    return {**described, "ci95": interval(described, confidence), "values": values.tolist()}
 
 
 def interval(described: dict, confidence: float) -> list | None:

@@ -1,0 +1,31 @@
+"""The per-seed values added to the result files written before `stats.describe` kept them come
+from the files' own runs, only where n and mean agree, and are all in place."""
+
+import os
+import shutil
+
+from gpj.report import seed_values
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_values_fill_only_a_summary_with_the_same_n_and_mean():
+    stored = {"a": {"mean": 0.5, "n": 2}, "b": [{"mean": 0.1, "n": 3}], "c": {"mean": 0.2, "n": 2}}
+    fresh = {
+        "a": {"mean": 0.5, "n": 2, "values": [0.4, 0.6]},
+        "b": [{"mean": 0.1, "n": 2, "values": [0.0, 0.2]}],  # another n: not the same summary
+        "c": {"mean": 0.3, "n": 2, "values": [0.2, 0.4]},  # another mean
+    }
+    assert seed_values.add_values(stored, fresh) == 1
+    assert stored["a"]["values"] == [0.4, 0.6]
+    assert "values" not in stored["b"][0] and "values" not in stored["c"]
+
+
+def test_the_committed_results_have_every_value_their_runs_give(tmp_path, capsys):
+    """Run again over a copy of results/, the migration finds nothing left to fill."""
+    shutil.copytree(os.path.join(ROOT, "results"), tmp_path / "results")
+    assert seed_values.main([str(tmp_path / "results")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 20 and all(
+        line.endswith(": 0 summaries given their values") for line in lines
+    )
