@@ -1,9 +1,22 @@
 """The attack experiment's report: ranked vs random tables, the region-specific attack, figures."""
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gpj.report.common import document, interval_note, markdown_table, pct_ci, save_figure
+from gpj.report.common import (
+    chance_line,
+    colours,
+    document,
+    interval_note,
+    interval_percent,
+    legend_below,
+    markdown_table,
+    pct_ci,
+    pct_difference,
+    save_figure,
+    styled,
+)
 from gpj.report.scores import histogram_figure, score_table, tuning_maps_figure
 
 REGIONS = ("all", "left", "right", "center")
@@ -15,7 +28,6 @@ MODEL_NAMES = {
     "gapnet-object": "GAPNet object",
 }
 CLASSIFIERS = ("gapnet-location", "gapnet-object")
-_MAX_CLASS = 20  # the example figure's colour scale: digit canvases with sides, Cityscapes' 19
 
 PREDICTIONS = """**What the paper's hypothesis predicts** (written before the runs; the decision rules are \
 those of the tables below):
@@ -40,16 +52,6 @@ def _rows(results, model, curve) -> dict:
     return {s["n"]: s for s in results["summary"] if s["model"] == model and s["curve"] == curve}
 
 
-def _points(described, signed=True) -> str:
-    """A `stats.describe` of a difference of fractions, in points with its interval."""
-    sign = "+" if signed else ""
-    text = f"{100 * described['mean']:{sign}.1f}"
-    if described.get("ci95"):
-        low, high = described["ci95"]
-        text += f" [{100 * low:{sign}.1f}, {100 * high:{sign}.1f}]"
-    return text
-
-
 def _random(entry, metric) -> str:
     """Random-N: mean of the per-seed draw means [interval over seeds] (mean std of the draws)."""
     return f"{pct_ci(entry[metric])} (draws ± {100 * entry[metric]['draw_std']:.1f})"
@@ -69,7 +71,7 @@ def segmentation_table(results, model) -> str:
             n,
             pct_ci(ranked[n]["miou_all"]),
             _random(random[n], "miou_all"),
-            _points(effects[n]["overall_vs_random"]),
+            pct_difference(effects[n]["overall_vs_random"]),
         ]
         if sided:
             row += [pct_ci(ranked[n]["side_confusion"]), pct_ci(random[n]["side_confusion"])]
@@ -100,8 +102,8 @@ def region_table(results) -> str:
                     MODEL_NAMES[e["model"]],
                     where,
                     e["n"],
-                    _points(e[f"{prefix}left_excess"]),
-                    _points(e[f"{prefix}right_excess"]),
+                    pct_difference(e[f"{prefix}left_excess"]),
+                    pct_difference(e[f"{prefix}right_excess"]),
                     "one seed: undecided" if decided is None else ("yes" if decided else "no"),
                 ]
             )
@@ -233,71 +235,295 @@ def _first_seed(results) -> list:
     return first
 
 
+# The ranked curves of the attack figure: legend label ({n}: the N), colour, line, marker.
+CURVES = {
+    "overall": ("top-{n} by flip_abs", "C0", "-", "o"),
+    "left": ("top-{n} 'left' (largest flip_signed)", "C1", "-", "s"),
+    "right": ("top-{n} 'right' (smallest flip_signed)", "C2", "-", "^"),
+    "sym_left": ("top-{n} 'left', ranked on the symmetric split (control C)", "C1", "-.", "s"),
+    "sym_right": ("top-{n} 'right', ranked on the symmetric split (control C)", "C2", "-.", "^"),
+}
+METRIC_LABELS = {
+    "miou_all": "mIoU, whole image (%)",
+    "miou_left": "mIoU, left half (%)",
+    "miou_right": "mIoU, right half (%)",
+    "accuracy": "test accuracy (%)",
+}
+CAPTIONS = {
+    "attack_curves.png": (
+        "{measured} with the top-N channels of the {where} ablated ({fill} fill), ranked by "
+        "their flip scores on the {ranked_on}, beside N random channels ({draws} random sets "
+        "per N), one colour per ranking and one row per model: the mean over {n} seed(s) with "
+        "its 95 % t-interval (error bars; the grey band for random channels{band_note}); "
+        "grey line: the clean model{chance}{example}."
+    ),
+    "segmentation_example.png": (
+        "The first test canvas of {model} (seed {seed}): its input, ground truth and "
+        "predicted classes, clean and with the top N = {n} channels of each ranking "
+        "ablated{plotted}; the colour bar names every class shown."
+    ),
+}
+EXAMPLE_TITLES = {  # the example figure's panel per ranking ({n}: its N)
+    "overall": "top-{n} by flip_abs ablated",
+    "left": "top-{n} 'left' ablated",
+    "right": "top-{n} 'right' ablated",
+    "sym_left": "top-{n} 'left' (control C) ablated",
+    "sym_right": "top-{n} 'right' (control C) ablated",
+}
+EXAMPLE_STYLE = {"color": "0.3", "linestyle": ":", "linewidth": 1.2}
+
+
 def figures(results, workdir) -> list:
     first = _first_seed(results)
     named = {MODEL_NAMES[r["model"]]: r["scores"] for r in first}
     names = [
-        _curves_figure(results, workdir),
+        save_figure(attack_curves(results), workdir, "attack_curves.png", _curves_caption(results)),
         histogram_figure(named, workdir, "score_histograms.png"),
     ]
     grids = {k: v for k, v in named.items() if "eta2" in v}
     if grids:
         names.append(tuning_maps_figure(grids, workdir, "tuning_maps.png"))
-    examples = [r for r in first if "example" in r]
-    if examples:
-        names.append(_example_figure(examples[0]["example"], workdir))
+    if _example_run(results):
+        names.append(
+            save_figure(
+                segmentation_example(results),
+                workdir,
+                "segmentation_example.png",
+                _example_caption(results),
+            )
+        )
     return names
 
 
-def _curves_figure(results, workdir) -> str:
-    """Metric vs N: ranked channels (per ranking) and random channels (mean ± std band)."""
-    panels = [
-        (m, f"miou_{r}", f"{MODEL_NAMES[m]}:\nmIoU {r}")
-        for m in segmentation_models(results)
-        for r in ("all", "left", "right")
-    ]
-    panels += [
-        (m, "accuracy", f"{MODEL_NAMES[m]} accuracy")
-        for m in CLASSIFIERS
-        if _rows(results, m, "clean")
-    ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4), squeeze=False)
-    for ax, (model, metric, title) in zip(axes[0], panels, strict=True):
-        clean = _rows(results, model, "clean")[0][metric]["mean"]
-        for curve in ("overall", "left", "right", "sym_left", "sym_right"):
-            rows = _rows(results, model, curve)
-            if rows:
-                ax.plot(list(rows), [r[metric]["mean"] for r in rows.values()], "o-", label=curve)
-        random = _rows(results, model, "random")
-        n = np.asarray(list(random))
-        mean = np.asarray([r[metric]["mean"] for r in random.values()])
-        std = np.asarray([r[metric]["draw_std"] for r in random.values()])
-        ax.plot(n, mean, "k--", label="random")
-        ax.fill_between(n, mean - std, mean + std, color="k", alpha=0.15)
-        ax.axhline(clean, color="gray", lw=0.8, label="clean")
-        ax.set(xscale="log", xlabel="channels ablated N", ylim=(0, 1))
-        ax.set_xticks(n, [str(k) for k in n])
-        ax.minorticks_off()
-        ax.set_title(title, fontsize=8)
-    axes[0][0].legend(fontsize=7)
-    return save_figure(fig, workdir, "attack_curves.png")
+def _example_run(results) -> dict | None:
+    """The first seed's run of the first model with an example canvas, if any."""
+    return next((r for r in _first_seed(results) if "example" in r), None)
 
 
-def _example_figure(example, workdir) -> str:
-    """One test canvas: input, ground truth, and predictions clean and under each attack."""
-    panels = [("input", example["image"], "gray"), ("ground truth", example["label"], "tab20")]
-    panels += [
-        (f"{name}" + ("" if name == "clean" else f" (N={example['n']})"), pred, "tab20")
-        for name, pred in example["predictions"].items()
+def _seeds(results) -> int:
+    return max(s["seeds"] for s in results["summary"])
+
+
+def classifier_chance(results, model) -> float:
+    """Chance accuracy of a GAPNet classifier: 1/G² (G×G grid cells) for location, 1/classes
+    for object."""
+    if model == "gapnet-location":
+        return 1 / results["config"]["classifier"]["probe"]["data"]["grid_size"] ** 2
+    return 1 / results["dataset"]["num_classes"]
+
+
+def _sizes(results) -> list:
+    return sorted({s["n"] for s in results["summary"] if s["curve"] == "random"})
+
+
+def _curves_caption(results) -> str:
+    a = results["config"]["attack"]
+    segmentation = segmentation_models(results)
+    classifiers = [m for m in CLASSIFIERS if _rows(results, m, "clean")]
+    measured = " and ".join(
+        (["Whole-image, left-half and right-half mIoU (%)"] if segmentation else [])
+        + (["test accuracy (%)" if segmentation else "Test accuracy (%)"] if classifiers else [])
+    )
+    where = " and ".join(
+        (["segmentation backbone's output"] if segmentation else [])
+        + (["classifiers' GAP latent"] if classifiers else [])
+    )
+    chance = ""
+    if classifiers:
+        chance = (
+            "; dashed: chance ("
+            + ", ".join(
+                f"{MODEL_NAMES[m]} {pct_value(classifier_chance(results, m))} %"
+                for m in classifiers
+            )
+            + ")"
+        )
+    run = _example_run(results)
+    example = ""
+    if run and segmentation:
+        example = (
+            f"; the vertical dotted line marks N = {run['example']['n']}, the example figure's"
+        )
+    ranked_on = {
+        "calibration": "calibration split (not the images measured)",
+        "test": "test images",
+    }[a.get("rank_on", "test")]
+    return CAPTIONS["attack_curves.png"].format(
+        measured=measured,
+        where=where,
+        fill=a["fill"],
+        ranked_on=ranked_on,
+        draws=a["num_random"],
+        n=_seeds(results),
+        band_note="" if _seeds(results) > 1 else ": ± the std of the random sets, one seed",
+        chance=chance,
+        example=example,
+    )
+
+
+def pct_value(fraction: float) -> str:
+    return f"{100 * fraction:.1f}"
+
+
+def _example_caption(results) -> str:
+    run = _example_run(results)
+    n = run["example"]["n"]
+    sizes = _sizes(results)
+    plotted = (
+        ""
+        if n in sizes
+        else f" (not one of the attack curves' N, {', '.join(map(str, sizes))}: the curves mark "
+        "it with a dotted line)"
+    )
+    return CAPTIONS["segmentation_example.png"].format(
+        model=MODEL_NAMES[run["model"]], seed=run["seed"], n=n, plotted=plotted
+    )
+
+
+@styled
+def attack_curves(results):
+    """Metric against N: one row per segmentation model (mIoU whole image, left and right half)
+    and one for the classifiers (accuracy); each ranked curve and the random channels with
+    their 95 % t-intervals over seeds."""
+    rows = [
+        [(m, f"miou_{r}") for r in ("all", "left", "right")] for m in segmentation_models(results)
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.5))
-    for ax, (title, image, cmap) in zip(axes, panels, strict=True):
-        kwargs = {} if cmap == "gray" else {"vmin": 0, "vmax": _MAX_CLASS}
-        image = np.asarray(image)
-        if cmap != "gray":  # ignored pixels (255) are left blank
-            image = np.ma.masked_greater(image, _MAX_CLASS)
-        ax.imshow(image, cmap=cmap, interpolation="nearest", **kwargs)
-        ax.set_title(title, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return save_figure(fig, workdir, "segmentation_example.png")
+    classifiers = [m for m in CLASSIFIERS if _rows(results, m, "clean")]
+    if classifiers:
+        rows.append([(m, "accuracy") for m in classifiers])
+    columns = max(len(r) for r in rows)
+    fig, axes = plt.subplots(
+        len(rows),
+        columns,
+        figsize=(3.6 * max(columns, 2) + 0.4, 3.0 * len(rows) + 1.4),
+        squeeze=False,
+        layout="constrained",
+    )
+    run = _example_run(results)
+    for axes_row, panels in zip(axes, rows, strict=True):
+        for ax in axes_row[len(panels) :]:
+            fig.delaxes(ax)
+        for ax, (model, metric) in zip(axes_row, panels, strict=False):
+            _attack_panel(ax, results, model, metric)
+            if run and metric != "accuracy":
+                ax.axvline(run["example"]["n"], label="N of the example figure", **EXAMPLE_STYLE)
+    fig.suptitle(
+        "Channel attack: the top-N ranked channels (colour: ranking) or N random channels "
+        f"ablated, by model (row); mean ± 95 % t-interval over {_seeds(results)} seed(s)"
+    )
+    legend_below(fig, columns=3)
+    return fig
+
+
+def _attack_panel(ax, results, model, metric) -> None:
+    clean = interval_percent(_rows(results, model, "clean")[0][metric])[0]
+    ax.axhline(clean, color="0.5", lw=1, label="clean (nothing ablated)")
+    random = _rows(results, model, "random")
+    sizes = sorted(random)
+    mean, low, high = np.transpose([interval_percent(random[n][metric]) for n in sizes])
+    if _seeds(results) == 1:  # no interval over seeds: the spread of the random sets
+        spread = 100 * np.asarray([random[n][metric]["draw_std"] for n in sizes])
+        low, high = np.clip(mean - spread, 0, 100), np.clip(mean + spread, 0, 100)
+    ax.plot(sizes, mean, color="k", marker="x", label="N random channels")
+    ax.fill_between(sizes, low, high, color="k", alpha=0.15)
+    for i, (curve, (label, colour, style, marker)) in enumerate(CURVES.items()):
+        ranked = _rows(results, model, curve)
+        if not ranked:
+            continue
+        ns = sorted(ranked)
+        mean, low, high = np.transpose([interval_percent(ranked[n][metric]) for n in ns])
+        ax.errorbar(
+            np.asarray(ns) * 1.06 ** (i - 2),  # apart, so that the error bars do not overlap
+            mean,
+            yerr=[mean - low, high - mean],
+            color=colour,
+            linestyle=style,
+            marker=marker,
+            markerfacecolor="white" if curve.startswith("sym_") else colour,
+            capsize=3,
+            label=label.format(n="N"),
+        )
+    if metric == "accuracy":
+        chance_line(ax, classifier_chance(results, model))
+    ax.set(
+        xscale="log",
+        xlabel="channels ablated, N (log scale)",
+        ylabel=METRIC_LABELS[metric],
+        ylim=(0, 102),
+        title=f"{MODEL_NAMES[model]}\n{METRIC_LABELS[metric].removesuffix(' (%)')}",
+    )
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
+
+
+def class_names(results, model) -> list:
+    """The name of every class of a segmentation model's labels."""
+    if results["config"]["segmentation"]["dataset"] == "cityscapes":
+        from gpj.data.cityscapes import CLASS_NAMES
+
+        return list(CLASS_NAMES)
+    from gpj.data.segmentation import NUM_DIGITS
+
+    sided = (
+        model != "segmentation-shape_only"
+        and results.get("segmentation_data", {}).get("num_classes", 0) > NUM_DIGITS + 1
+    )
+    names = ["background"] + [f"digit {d}" + (", left" if sided else "") for d in range(NUM_DIGITS)]
+    return names + ([f"digit {d}, right" for d in range(NUM_DIGITS)] if sided else [])
+
+
+@styled
+def segmentation_example(results):
+    """The first test canvas: its input, ground truth and the predicted classes, clean and with
+    the top N channels of each ranking ablated; one colour bar names every class shown."""
+    run = _example_run(results)
+    example, n = run["example"], run["example"]["n"]
+    names = class_names(results, run["model"])
+    maps = {"ground truth": np.asarray(example["label"])}
+    maps |= {
+        ("prediction: clean" if k == "clean" else EXAMPLE_TITLES[k].format(n=n)): np.asarray(v)
+        for k, v in example["predictions"].items()
+    }
+    shown = sorted({int(c) for m in maps.values() for c in np.unique(m) if c < len(names)})
+    palette = colours(c for c in shown if names[c] != "background")  # background: light grey
+    cmap = matplotlib.colors.ListedColormap([palette.get(c, "0.92") for c in shown])
+    norm = matplotlib.colors.BoundaryNorm(np.arange(len(shown) + 1) - 0.5, len(shown))
+    image = np.asarray(example["image"])
+    full = results.get("segmentation_data", {}).get("image_shape", image.shape)
+    step = -(-full[1] // image.shape[1])  # the example keeps every step-th pixel
+    extent = (
+        -0.5 * step,
+        (image.shape[1] - 0.5) * step,
+        (image.shape[0] - 0.5) * step,
+        -0.5 * step,
+    )
+    columns = 3
+    rows = -(-(1 + len(maps)) // columns)
+    aspect = image.shape[0] / image.shape[1]
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(10.5, rows * 3.3 * aspect + 1.3),
+        squeeze=False,
+        layout="constrained",
+    )
+    axes = list(axes.flat)
+    for ax in axes[1 + len(maps) :]:
+        fig.delaxes(ax)
+    shown_input = axes[0].imshow(image, cmap="gray", interpolation="nearest", extent=extent)
+    axes[0].set_title("input")
+    fig.colorbar(shown_input, ax=axes[0], label="input (normalised)", shrink=0.8)
+    for ax, (title, labels) in zip(axes[1:], maps.items(), strict=False):
+        index = np.ma.masked_array(np.searchsorted(shown, labels), labels >= len(names))
+        classes = ax.imshow(index, cmap=cmap, norm=norm, interpolation="nearest", extent=extent)
+        ax.set_title(title)
+    for ax in axes[: 1 + len(maps)]:
+        ax.set(xlabel="x (px)", ylabel="y (px)")
+    bar = fig.colorbar(classes, ax=axes[1 : 1 + len(maps)], ticks=range(len(shown)), shrink=0.8)
+    bar.ax.set_yticklabels([names[c] for c in shown])
+    bar.set_label("class")
+    fig.suptitle(
+        f"{MODEL_NAMES[run['model']]} (seed {run['seed']}): one test canvas, clean and with "
+        f"N = {n} channels ablated"
+    )
+    return fig

@@ -3,14 +3,21 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
+from gpj.analysis import stats
 from gpj.report.common import (
+    chance_line,
+    colours,
     curves_figure,
     document,
     interval_note,
+    interval_percent,
+    legend_below,
     markdown_table,
     pct,
     pct_ci,
+    pct_difference,
     save_figure,
+    styled,
 )
 
 COLUMNS = (
@@ -49,7 +56,7 @@ def comparisons_table(results: dict) -> str:
             [
                 f"{a} − {b}",
                 c["n"],
-                f"{100 * c['mean']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]",
+                pct_difference(c),
                 verdict,
             ]
         )
@@ -95,27 +102,83 @@ def markdown(results: dict, figures) -> str:
     )
 
 
+CAPTIONS = {
+    "accuracy_vs_shift.png": (
+        "Test accuracy (%) against a horizontal (left) or vertical (right) shift of the image "
+        "by up to {m} px, the other axis centred, one colour per variant: the mean over {n} "
+        "seed(s) with its 95 % t-interval (band); dashed: chance (1/{classes} classes)."
+    ),
+    "training_curves.png": (
+        "Training cross-entropy and accuracy, and the held-out curves where logged, against "
+        "training step, one colour per variant: the mean over the {n} seed(s) still training at "
+        "that step (line) and their range (band); dashed: chance (1/{classes} classes)."
+    ),
+}
+
+
+def _chance(results) -> float:
+    """Chance accuracy: 1/classes."""
+    return results.get("chance", {}).get("object", 1 / results["dataset"]["num_classes"])
+
+
+def _caption(results, name) -> str:
+    n = sorted({s["n"] for s in results["summary"]})
+    return CAPTIONS[name].format(
+        m=results["config"]["shift"]["max_shift"],
+        n="–".join(map(str, sorted({n[0], n[-1]}))),
+        classes=round(1 / _chance(results)),
+    )
+
+
 def figures(results, workdir) -> list:
     return [
-        _shift_figure(results, workdir),
-        curves_figure(results, workdir, lambda r: f"{r['variant']} s{r['seed']}"),
+        save_figure(
+            shift(results),
+            workdir,
+            "accuracy_vs_shift.png",
+            _caption(results, "accuracy_vs_shift.png"),
+        ),
+        curves_figure(
+            results,
+            workdir,
+            lambda r: r["variant"],
+            chance=_chance(results),
+            title="Training curves by variant (colour)",
+            caption=_caption(results, "training_curves.png"),
+        ),
     ]
 
 
-def _shift_figure(results, workdir) -> str:
-    """Test accuracy against horizontal and vertical shift (the other axis centred)."""
+@styled
+def shift(results):
+    """Test accuracy against horizontal and vertical shift (the other axis centred), per
+    variant: the mean over seeds and its 95 % t-interval."""
     grid = np.asarray(results["shift_grid"])
     m = results["config"]["shift"]["max_shift"]
     groups = {}
     for r in results["runs"]:
         groups.setdefault(r["variant"], []).append(r["accuracy_per_offset"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    palette = colours(groups)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0), sharey=True, layout="constrained")
     for axis, (ax, name) in enumerate(zip(axes, ("horizontal", "vertical"), strict=True)):
         line = grid[:, 1 - axis] == m  # the other coordinate centred
         shifts = grid[line, axis] - m
         for variant, accs in groups.items():
-            ax.plot(shifts, np.mean(accs, axis=0)[line] * 100, marker="o", label=variant)
-        ax.set(xlabel=f"{name} shift (px)", ylabel="test accuracy (%)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("accuracy vs shift (mean over seeds)")
-    return save_figure(fig, workdir, "accuracy_vs_shift.png")
+            accs = np.asarray(accs)[:, line]
+            mean, low, high = np.transpose([interval_percent(stats.describe(a)) for a in accs.T])
+            ax.plot(shifts, mean, marker="o", color=palette[variant], label=variant)
+            ax.fill_between(shifts, low, high, color=palette[variant], alpha=0.2)
+        chance_line(ax, _chance(results))
+        ax.set(
+            title=f"{name} shift ({'vertical' if axis == 0 else 'horizontal'} centred)",
+            xlabel=f"{name} shift (px)",
+            ylabel="test accuracy (%)",
+            ylim=(0, 102),
+        )
+        ax.yaxis.set_tick_params(labelleft=True)
+    n = max(len(a) for a in groups.values())
+    fig.suptitle(
+        f"Test accuracy against shift, by variant (mean ± 95 % t-interval over {n} seed(s))"
+    )
+    legend_below(fig, columns=6)
+    return fig

@@ -12,6 +12,7 @@ from gpj.report.common import (
     pct_ci,
     save_figure,
     stopped,
+    styled,
 )
 from gpj.report.scores import score_table, tuning_maps_figure
 
@@ -155,11 +156,67 @@ def _scores_section(results) -> str:
     return "\n\n" + "\n\n".join(parts)
 
 
+PERMUTING = ("permutenet", "fixedperm")  # the heads whose channels are permuted at a layer
+CAPTIONS = {
+    "per_cell_accuracy.png": (
+        "Test accuracy (%) with every test image pasted at each cell of the {g}×{g} canvas "
+        "grid, one panel per head (columns) and task (rows), mean over {n} seed(s); the red "
+        "mark on each row's colour bar is chance ({chance})."
+    ),
+    "training_curves.png": (
+        "Training loss and accuracy, and the held-out curves where logged, against training "
+        "step, one colour per head and one row per task: the mean over the {n} seed(s) still "
+        "training at that step (line) and their range (band); dashed: chance ({chance})."
+    ),
+}
+
+
+def chance(results) -> dict:
+    """Chance accuracy per task: 1/G² for location (G×G grid cells), 1/classes for object, as
+    the results state them (else from the config's grid size and the dataset's classes)."""
+    g = results["config"]["data"]["grid_size"]
+    return {
+        "location": 1 / g**2,
+        "object": 1 / results["dataset"]["num_classes"],
+        **results.get("chance", {}),
+    }
+
+
+def head_name(results, head) -> str:
+    """A head's name; a permuting head's with the layer its channels are permuted at."""
+    if head not in PERMUTING:
+        return HEAD_NAMES[head]
+    layer = results["config"]["model"].get("shuffle_layer", 5)
+    return f"{HEAD_NAMES[head]}, layer {layer}" + (" (after GAP)" if layer == 5 else "")
+
+
+def _caption(results, name) -> str:
+    levels = chance(results)
+    tasks = dict.fromkeys(r["task"] for r in results["runs"])
+    n = sorted({s["n"] for s in results["summary"]})
+    return CAPTIONS[name].format(
+        g=results["config"]["data"]["grid_size"],
+        n="–".join(map(str, sorted({n[0], n[-1]}))),
+        chance=", ".join(f"{t} {pct(levels[t])} %" for t in tasks),
+    )
+
+
 def figures(results, workdir) -> list:
     names = [
-        _per_cell_figure(results, workdir),
+        save_figure(
+            per_cell(results),
+            workdir,
+            "per_cell_accuracy.png",
+            _caption(results, "per_cell_accuracy.png"),
+        ),
         curves_figure(
-            results, workdir, lambda r: f"{HEAD_NAMES[r['head']]} {r['task']} s{r['seed']}"
+            results,
+            workdir,
+            lambda r: head_name(results, r["head"]),
+            row=lambda r: r["task"],
+            chance=chance(results),
+            title="Training curves by head (colour) and task (row)",
+            caption=_caption(results, "training_curves.png"),
         ),
     ]
     if _scored(results):
@@ -167,20 +224,44 @@ def figures(results, workdir) -> list:
     return names
 
 
-def _per_cell_figure(results, workdir) -> str:
-    """Heat maps of per-cell test accuracy (mean over seeds), one per run kind."""
+@styled
+def per_cell(results):
+    """Heat maps of per-cell test accuracy (%, mean over seeds): a row per task, a column per
+    head, each row with its colour bar and chance marked on it."""
     groups = {}
     for r in results["runs"]:
-        groups.setdefault((r["head"], r["task"]), []).append(np.asarray(r["per_cell_accuracy"]))
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.2), squeeze=False)
-    for ax, ((head, task), maps) in zip(axes[0], groups.items(), strict=True):
-        acc = np.mean(maps, axis=0)
-        ax.imshow(acc, vmin=0, vmax=1, cmap="viridis")
-        for (i, j), v in np.ndenumerate(acc):
-            color = "white" if v < 0.5 else "black"
-            ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", color=color, fontsize=9)
-        ax.set_title(f"{HEAD_NAMES[head]} {task}", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle("test accuracy (%) per grid cell")
-    return save_figure(fig, workdir, "per_cell_accuracy.png")
+        groups.setdefault((r["task"], r["head"]), []).append(np.asarray(r["per_cell_accuracy"]))
+    tasks = [t for t in ("location", "object") if any(k[0] == t for k in groups)]
+    heads = [h for h in HEAD_NAMES if any(k[1] == h for k in groups)]
+    g = results["config"]["data"]["grid_size"]
+    levels = chance(results)
+    fig, axes = plt.subplots(
+        len(tasks),
+        len(heads),
+        figsize=(2.5 * len(heads) + 1.4, 2.6 * len(tasks) + 1.0),
+        squeeze=False,
+        layout="constrained",
+    )
+    for axes_row, task in zip(axes, tasks, strict=True):
+        shown = []
+        for ax, head in zip(axes_row, heads, strict=True):
+            if (task, head) not in groups:
+                fig.delaxes(ax)
+                continue
+            maps = groups[task, head]
+            acc = 100 * np.mean(maps, axis=0)
+            image = ax.imshow(acc, vmin=0, vmax=100, cmap="viridis")
+            for (i, j), v in np.ndenumerate(acc):
+                color = "white" if v < 50 else "black"
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", color=color, fontsize=9)
+            name = head_name(results, head).replace(", ", "\n")
+            ax.set_title(f"{name}\n{task}, n = {len(maps)}")
+            ax.set_xticks(range(g), [str(k + 1) for k in range(g)])
+            ax.set_yticks(range(g), [str(k + 1) for k in range(g)])
+            ax.set(xlabel="grid column (cell)", ylabel="grid row (cell)")
+            shown.append(ax)
+        bar = fig.colorbar(image, ax=shown, shrink=0.9)
+        bar.set_label(f"{task} test accuracy (%)\nchance {pct(levels[task])} % (red)")
+        bar.ax.axhline(100 * levels[task], color="red", lw=3, label="chance")
+    fig.suptitle("Test accuracy per canvas cell, by head (columns) and task (rows)")
+    return fig
