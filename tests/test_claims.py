@@ -164,11 +164,13 @@ def test_a_second_run_renders_as_a_stability_column(tmp_path):
         (tmp_path / "results" / f"{name}.json").write_text(json.dumps(paper_results(accuracy, cpu)))
     block = "<!-- results: first beside other third -->\n<!-- /results -->\n"
     text = readme.render(block, str(tmp_path))
-    assert "| verdict in `other` | verdict in `third` |" in text
+    assert "**Claim 2: Semantics are largely not channel-order dependent.** Measured:" in text
+    assert "| setting | difference, points [interval] | verdict | in the other runs |" in text
     row = next(line for line in text.splitlines() if "shuffle layer 4" in line)
     assert f"**{claims.NOT_SUPPORTED}**" in row and "CPU A, jax 0.0" in row
-    assert f"{claims.SUPPORTED} (stage 1, CPU B, jax 0.0)" in row
-    assert f"{claims.NOT_SUPPORTED} (stage 1, CPU C, jax 0.0)" in row
+    assert f"`other`: {claims.SUPPORTED} (stage 1, CPU B, jax 0.0)" in row
+    assert f"`third`: {claims.NOT_SUPPORTED} (stage 1, CPU C, jax 0.0)" in row
+    assert "At paper scale: `python -m gpj.main --config=configs/probe.py:" in text
     assert row.index("CPU B") < row.index("CPU C")
     rule = next(line for line in text.splitlines() if line.startswith("Verdicts by one rule"))
     assert "Simulated over 1,048,576 studies" in rule and "the scorecard's 1 row, " in rule

@@ -1,6 +1,8 @@
-"""The documentation site builds without a broken link, and every command it and the README
-show would start: its config file and presets exist and its overrides name valid fields."""
+"""The documentation site builds strictly, without a broken link or an end-of-life notice, its
+generated tables are complete, and every command it and the README show would start: its config
+file and presets exist and its overrides name valid fields."""
 
+import json
 import os
 import pathlib
 import re
@@ -56,6 +58,7 @@ def check_command(args: list, page: str = "") -> None:
         EXPERIMENTS[c.experiment].validate(c)
 
 
+ROOT_PATH = pathlib.Path(ROOT)
 TEXTS = {os.path.relpath(page, ROOT): pathlib.Path(page).read_text() for page in readme.pages()}
 COMMANDS = [
     (page, command)
@@ -92,18 +95,119 @@ def test_the_command_check_finds_a_bad_command(command, message):
         check_command(command)
 
 
-def test_the_docs_build_strict(tmp_path):
-    """`mkdocs build --strict`: every page in the nav, every link and anchor found, every API
-    page's module documented (mkdocstrings)."""
+# What a build must not print: a notice that one of its tools is at or near its end of life, in
+# its last maintenance, or deprecating what the site uses (Material for MkDocs printed one on
+# every build; docs/layout.md says why the site moved to Sphinx).
+NOTICE = re.compile(
+    r"end[ -]of[ -]life|maintenance|no longer maintained|unmaintained|successor|deprecat",
+    re.IGNORECASE,
+)
+# The packages whose every module the API page documents (their entry points aside).
+PUBLIC = ("analysis", "convert", "data", "engine", "evaluators", "experiments", "models")
+
+
+def test_the_docs_build_strict_and_print_no_end_of_life_notice(tmp_path):
+    """`sphinx-build -W -c docs . SITE`, the command the README shows: every warning an error, so
+    every page in the navigation, every link, anchor and image found, every module on the API
+    page imported. And nothing it prints is an end-of-life, maintenance or deprecation notice."""
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        [sys.executable, "-m", "sphinx", "-W", "-c", "docs", ".", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "index.html").is_file()
+    printed = done.stdout + done.stderr
+    assert done.returncode == 0, printed[-5000:]
+    assert not NOTICE.search(printed), NOTICE.search(printed).group(0) + "\n" + printed[-5000:]
+    assert (tmp_path / "index.html").is_file() and (tmp_path / "docs" / "index.html").is_file()
+    api = (tmp_path / "docs" / "api.html").read_text()
+    for module in re.findall(r"automodule:: (\S+)", TEXTS[os.path.join("docs", "api.md")]):
+        assert f'id="module-{module}"' in api, f"{module}: not on the built API page"
+    # the results/ links of a page lead to the result files, the figures are in the site, and
+    # the run reports in results/ are pages of it
+    performance = (tmp_path / "docs" / "performance.html").read_text()
+    (download,) = set(re.findall(r'href="\.\./(_downloads/\w+/bench_train\.json)"', performance))
+    result_file = ROOT_PATH / "results" / "bench_train.json"
+    assert (tmp_path / download).read_bytes() == result_file.read_bytes()
+    probe = (tmp_path / "docs" / "probe.html").read_text()
+    assert (tmp_path / "_images" / "paper_probe_per_cell_accuracy.png").is_file()
+    assert 'src="../_images/paper_probe_per_cell_accuracy.png"' in probe
+    assert (tmp_path / "results" / "paper30" / "scorecard.html").is_file()
+
+
+def test_the_docs_folder_has_no_symlink():
+    """Pages reach results/ through the build's configuration (docs/conf.py), not a symlink that
+    some generators and GitHub's view do not follow."""
+    links = [p.name for p in (ROOT_PATH / "docs").rglob("*") if p.is_symlink()]
+    assert not links, links
+
+
+def test_the_api_page_documents_every_public_module():
+    import importlib
+    import pkgutil
+
+    documented = set(re.findall(r"automodule:: (\S+)", TEXTS[os.path.join("docs", "api.md")]))
+    for package in PUBLIC:
+        path = importlib.import_module(f"gpj.{package}").__path__
+        for module in pkgutil.iter_modules(path, f"gpj.{package}."):
+            if not module.name.endswith("__main__"):
+                assert module.name in documented, f"docs/api.md does not document {module.name}"
+    assert {"gpj.driver", "gpj.kinds", "gpj.tasks", "gpj.models"} <= documented
+
+
+def test_a_ratios_block_sets_each_ratio_against_its_goal(tmp_path):
+    (tmp_path / "results").mkdir()
+    measured = {"ratio_vs_torch": 1.25, "fraction_of_matmul_peak": 0.25, "cpu": "X", "jax": "0.1"}
+    (tmp_path / "results" / "bench_train.json").write_text(json.dumps({"train": measured}))
+    text = readme.render("<!-- ratios: train -->\nstale\n<!-- /ratios -->\n", str(tmp_path))
+    assert "stale" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| `train`")]
+    assert len(rows) == 2
+    assert "**1.25×** | ≥ 1× | met | X |" in rows[0]
+    assert "**0.25** | ≥ 0.5 | **not met** | X |" in rows[1]
+    assert "[`results/bench_train.json`](results/bench_train.json)" in text
+    # every benchmark of the page's block, each against the goal the page states
+    page = TEXTS[os.path.join("docs", "performance.md")]
+    assert "<!-- ratios: bench -->" in page
+    assert page.index("<!-- ratios: bench -->") < page.index("<!-- bench: ")
+    del measured["fraction_of_matmul_peak"]
+    (tmp_path / "results" / "bench_train.json").write_text(json.dumps({"train": measured}))
+    with pytest.raises(KeyError, match="fraction_of_matmul_peak"):
+        readme.render("<!-- ratios: train -->\n<!-- /ratios -->\n", str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["probe", "invariance", "attack", "paper"])
+def test_a_config_block_describes_every_field_from_its_comment(name):
+    text = readme.render(f"<!-- config: {name} -->\n<!-- /config -->\n")
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert rows
+    for row in rows:
+        field, _, description = (cell.strip() for cell in row.strip("|").split(" | "))
+        assert description, f"{field} of configs/{name}.py has no comment to describe it"
+    # a comment at the end of the line, one above it, and one in the section it comes from
+    described = {row.split(" | ")[0].strip("| `"): row.split(" | ")[2] for row in rows}
+    if name == "probe":
+        assert described["data.grid_size"].startswith("the canvas is grid_size * image_size")
+        assert described["runs"].startswith('Each run is "head:task"')
+        assert described["model.padding"].startswith("zero \\| reflect \\| replicate")
+        assert described["train.stop_on_plateau"].startswith("Plateau stop")
+    if name == "paper":  # set in a loop over the parts
+        assert described["shuffle_layer_3"] == described["shuffle_layer_1"]
+        assert described["shuffle_layer_1"].startswith("claim 2")
+
+
+def test_config_comments_reads_helpers_updates_and_computed_keys():
+    from gpj.configs import paper, sections
+
+    comments = readme.config_comments(paper.get_config)
+    assert readme.field_comment(comments, ("shuffle_layer_2",)).startswith("claim 2")
+    assert readme.field_comment(comments, ("alpha",)).startswith("each row's two-sided error")
+    assert readme.field_comment(comments, ("experiment",)) != comments[("*",)]
+    train = readme.config_comments(sections.train)
+    assert train[("plateau_on",)].startswith("What plateaus: train_loss")
+    probe = readme.config_comments(sys.modules["gpj.configs.probe"].converged)
+    assert ("train", "plateau_on") in probe  # set by `c.train.update(...)`
 
 
 def test_getting_started_shows_the_readmes_two_commands():

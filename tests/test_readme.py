@@ -27,11 +27,24 @@ def test_every_page_is_what_the_result_files_render():
     assert {"probe", "invariance", "attack", "paper"} <= set(
         re.findall(r"<!-- config: (\w+) -->", every)
     )
-    # the README's scorecard, without the shuffle-depth table, beside the other runs
-    scorecard = "paper_sequential beside paper_sequential_seeds2 paper paper_intel paper_seeds2"
     readme_text = texts[os.path.join(readme.ROOT, "README.md")]
-    assert f"<!-- scorecard: {scorecard} -->" in readme_text
-    assert len(readme_text.splitlines()) <= 200
+    assert "<!-- headline: paper30 paper_sequential -->" in readme_text
+
+
+def test_the_readme_is_a_front_page():
+    """At most 150 lines; a headline table of one row per claim in at most 5 columns; the
+    sentence that says at what scale every verdict was measured."""
+    text = pathlib.Path(readme.ROOT, "README.md").read_text()
+    assert len(text.splitlines()) <= 150
+    block = text.split("<!-- headline: ")[1].split("<!-- /headline -->")[0]
+    header, rule, *rows = block.splitlines()[1:]
+    assert rule.count("|") == header.count("|") <= 6  # at most 5 columns
+    assert [row.split(" | ")[0] for row in rows] == [
+        f"| {k}. {readme.report.paper.CLAIMS[k]}" for k in range(1, 6)
+    ]
+    scale = " ".join(text.split())
+    assert "every verdict below comes from 16×16 embedded handwritten digits" in scale
+    assert "no GPU, TPU, Colab or paper-scale run has been made yet" in scale
 
 
 def test_a_config_block_lists_every_field_with_its_default():
@@ -71,6 +84,55 @@ def test_a_bench_block_is_the_benchmark_file_as_a_table(tmp_path):
         "before\n<!-- bench: seeds -->\nstale\n<!-- /bench -->\nafter\n", str(tmp_path)
     )
     assert "stale" not in text and text.startswith("before\n") and text.endswith("after\n")
-    assert "| seeds | images_per_s_S1 | 721.1 |" in text and "| seeds | repeats | 5 |" in text
-    assert "| seeds | canvases_per_s | 94,113 |" in text
+    # one table per benchmark, named once in its header; the machine is in the line below it
+    assert "| `seeds` | value |" in text and "| `images_per_s_S1` | 721.1 |" in text
+    assert "| `repeats` | 5 |" in text and "| `canvases_per_s` | 94,113 |" in text
+    assert "`cpu`" not in text and "`jax`" not in text
     assert "`python -m gpj.bench --only=seeds`, on X, jax 0.1." in text
+
+
+INTERVAL = re.compile(
+    r"(?<![\w.])([+-]?\d+(?:\.\d+)?)‡? \[([+-]?\d+(?:\.\d+)?)‡?, ([+-]?\d+(?:\.\d+)?)‡?\]"
+)
+
+
+def intervals(text: str):
+    """(mean, low, high, signed, where) of every `mean [low, high]` in `text`, leaving out the
+    cells of columns whose header names R² (a share of variance explained: unbounded below)."""
+    header = []
+    for line in text.splitlines():
+        cells = [line] if not line.startswith("|") else line.strip("|").split(" | ")
+        if line.startswith("|---"):
+            continue
+        if line.startswith("|") and not header:
+            header = cells
+            continue
+        header = header if line.startswith("|") else []
+        for i, cell in enumerate(cells):
+            if line.startswith("|") and i < len(header) and "R²" in header[i]:
+                continue
+            for m in INTERVAL.finditer(cell):
+                mean, low, high = map(float, m.groups())
+                yield mean, low, high, m.group(1)[0] in "+-", m.group(0)
+
+
+def test_no_rendered_interval_leaves_its_metric_range():
+    """Every block of every page, and the printed table of every result file (what the main job
+    prints), keeps its intervals inside the metric's range: 0–100 % for a rate, ±100 points for
+    a signed difference; clipped ends are marked ‡."""
+    from gpj import report
+
+    texts = [
+        readme.BLOCKS[m.group(2)](m.group(3))
+        for path in readme.pages()
+        for m in readme.BLOCK.finditer(pathlib.Path(path).read_text())
+    ]
+    for path in sorted(pathlib.Path(readme.ROOT, "results").glob("**/*.json")):
+        results = json.loads(path.read_text())
+        if isinstance(results.get("experiment"), str) and results["experiment"] in report.RENDERERS:
+            texts.append(report.table(results))
+    found = [i for text in texts for i in intervals(text)]
+    assert len(found) > 300
+    for mean, low, high, signed, where in found:
+        assert (-100 if signed else 0) <= low <= mean <= high <= 100, where
+    assert any("‡" in where for *_, where in found)  # the clipping shows

@@ -32,45 +32,45 @@ from gpj.configs.presets import apply_presets
 
 def get_config(arg=None):
     c = ml_collections.ConfigDict()
-    c.experiment = "attack"
-    c.seed = 0
-    c.num_seeds = 3
+    c.experiment = "attack"  # what gpj.main runs (gpj.experiments)
+    c.seed = 0  # the first seed; a run's seeds are seed, seed + 1, ...
+    c.num_seeds = 3  # seeds of every model
     # What each trained model is measured with (gpj.evaluators): the channel attacks.
     c.evals = ("attack",)
 
     c.data = sections.data()  # the digits scattered over the segmentation canvases
 
     c.segmentation = ml_collections.ConfigDict()
-    c.segmentation.enabled = True
+    c.segmentation.enabled = True  # train and attack the segmentation models
     c.segmentation.dataset = "digits"  # digits (embedded canvases) | cityscapes (prepared tfds)
-    # digits only: the designs, each a model trained on the same canvases
+    # digits only: the designs, each a model trained on the same canvases;
     # position_needed: label = digit + 1 + 10 * [right half]; shape_only: label = digit + 1
     c.segmentation.designs = ("position_needed", "shape_only")
-    c.segmentation.canvas_size = 32  # height
-    c.segmentation.canvas_width = 64
+    c.segmentation.canvas_size = 32  # height of a canvas in pixels
+    c.segmentation.canvas_width = 64  # width of a canvas in pixels
     c.segmentation.dead_zone = 8  # midline band no digit enters (each digit wholly in one half)
     c.segmentation.mirror_digits = True  # each digit mirrored with probability 1/2
     c.segmentation.hflip = True  # train on mirrored canvases too (labels relabelled)
-    c.segmentation.digits_per_canvas = 2
+    c.segmentation.digits_per_canvas = 2  # digits on each canvas
     c.segmentation.left_fraction = 0.5  # share of train and test digits in the left half
     c.segmentation.label_radius = 3  # a digit labels the pixels within this radius of its ink
-    c.segmentation.num_train = 2400
-    c.segmentation.num_test = 480
+    c.segmentation.num_train = 2400  # training canvases
+    c.segmentation.num_test = 480  # test canvases
     # canvases of each calibration split (train digits; the symmetric one drawn for each seed)
     c.segmentation.num_calibration = 480
     c.segmentation.calibration_left_fraction = 1.0  # the ranking split: every digit on the left
-    c.segmentation.data_seed = 0
-    # cityscapes only: train = its train split, test = its validation split; 19 classes, 255 ignored
+    c.segmentation.data_seed = 0  # seed of the canvases (the same for every training seed)
+    # cityscapes only: train = its train split, test = its validation split, 19 classes, 255 ignored
     c.segmentation.data_dir = ""  # tfds data_dir holding cityscapes; empty: ~/tensorflow_datasets
-    c.segmentation.image_size = (512, 1024)  # (height, width), at most the full (1024, 2048)
-    c.segmentation.max_examples = 0  # > 0: only the first this many images of each split
+    c.segmentation.image_size = (512, 1024)  # cityscapes: (height, width), at most (1024, 2048)
+    c.segmentation.max_examples = 0  # cityscapes: > 0 reads only this many images of each split
     c.segmentation.init_workdir = ""  # load the trained model from here instead of training
 
     c.model = sections.model()
     c.model.output_stride = 8  # 8 | 16: later ResNet stages dilated instead of strided
     c.model.aspp_rates = (1, 2, 3)  # (12, 24, 36) at output stride 8 on full-size images
     c.model.aspp_features = 256  # scaled by model.width
-    c.model.dropout_rate = 0.1
+    c.model.dropout_rate = 0.1  # dropout after the ASPP, in training
 
     c.optim = sections.optim(learning_rate=3e-3, schedule="cosine")
     c.train = sections.train(num_epochs=20)
@@ -91,7 +91,7 @@ def get_config(arg=None):
     c.attack.example_channels = 32  # N of the example segmentation figure
 
     c.eval = ml_collections.ConfigDict()
-    c.eval.batch_size = 120
+    c.eval.batch_size = 120  # test images per evaluation step, all devices together
 
     return apply_presets(c, arg, PRESETS)
 

@@ -18,9 +18,9 @@ from gpj.configs.presets import apply_presets
 
 def get_config(arg=None):
     c = ml_collections.ConfigDict()
-    c.experiment = "invariance"
-    c.seed = 0
-    c.num_seeds = 5
+    c.experiment = "invariance"  # what gpj.main runs (gpj.experiments)
+    c.seed = 0  # the first seed; a run's seeds are seed, seed + 1, ...
+    c.num_seeds = 5  # seeds of every variant
     # baseline | two_view (AugShift with weight 0) | augshift | blurpool | augshift_blurpool.
     # AugShift against its fair control (two_view: the same two views, no latent term) and the
     # one-view baseline, paired by seed; `:blurpool` adds the BlurPool variants.
@@ -46,12 +46,12 @@ def get_config(arg=None):
     c.train = sections.train(num_epochs=5)
 
     c.eval = ml_collections.ConfigDict()
-    c.eval.batch_size = 120
+    c.eval.batch_size = 120  # test images per evaluation step, all devices together
     c.eval.shift_step = 4  # accuracy at every offset of this grid of shifts (pixels)
     c.eval.consistency_pairs = 5  # seeded pairs of random shifts per test image
-    c.eval.consistency_seed = 0
+    c.eval.consistency_seed = 0  # seed of those pairs
     c.eval.probe_grid = 3  # the position probe predicts which of grid x grid offset cells
-    c.eval.probe_seed = 0
+    c.eval.probe_seed = 0  # seed of the probe's offsets
 
     return apply_presets(c, arg, PRESETS)
 

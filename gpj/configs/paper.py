@@ -57,12 +57,14 @@ PROBE_FIRST = ("permutenet:object", "fixedperm:object", "gapnet:location", "perm
 
 def get_config(arg=None):
     c = ml_collections.ConfigDict()
-    c.experiment = "paper"
+    c.experiment = "paper"  # what gpj.main runs (gpj.experiments)
     c.parts = PARTS  # the parts to run; a later run with more parts in the same workdir resumes
-    c.stages = STAGES
+    c.stages = STAGES  # seeds per part at each stage (cumulative); (n,): fixed n
     c.alpha = 0.05  # each row's two-sided error over all its stages
     c.max_minutes = 0.0  # checkpoint and stop cleanly at this budget, even inside a part (0: none)
 
+    # Claims 1-2, zero padding, shuffle after global pooling (layer 5): GAPNet, PermuteNet and
+    # its two controls on both tasks.
     c.probe = probe.get_config("controls,converged")
     # Claim 2's pair first, then claim 1's, then the rest: each ~75 min of 2-core CPU (3 seeds to
     # the cap), so a run stopped by `max_minutes` leaves whole rows. Order only: same runs.
@@ -70,7 +72,7 @@ def get_config(arg=None):
     c.probe.evals = ("every_cell", "scores", "readable")
     c.probe.num_seeds = STAGES[0]
 
-    c.probe_circular = probe.get_config("controls,circular,converged")
+    c.probe_circular = probe.get_config("controls,circular,converged")  # claims 1-2, no border
     # What claims 1-2 need there: whether any head still finds the cell, and the object accuracy
     # lost without channel order.
     c.probe_circular.runs = (
@@ -88,15 +90,16 @@ def get_config(arg=None):
     for name in ("probe", "probe_circular"):
         c[name].train.stop_on_plateau = False
 
-    c.invariance = invariance.get_config()
+    c.invariance = invariance.get_config()  # claim 3: AugShift, its two-view control, baseline
     c.invariance.num_seeds = STAGES[0]
 
-    c.attack = attack.get_config()
+    c.attack = attack.get_config()  # claims 4-5: the segmentation attacks and controls B, C
     c.attack.classifier.tasks = ()  # the GAPNets' attacks are not among the claims
     c.attack.num_seeds = STAGES[0]
     c.attack.train.update(num_epochs=12, stop_on_plateau=True)  # training-loss plateau
 
     for name, layer in SHUFFLE_LAYERS.items():
+        # claim 2, shuffle before ResNet stage k (shuffle_layer_k): PermuteNet, fixed permutation
         c[name] = probe.get_config("shuffle_depth")
         c[name].model.shuffle_layer = layer
         c[name].num_seeds = STAGES[0]

@@ -25,9 +25,9 @@ from gpj.configs.presets import apply_presets
 
 def get_config(arg=None):
     c = ml_collections.ConfigDict()
-    c.experiment = "probe"
-    c.seed = 0
-    c.num_seeds = 2
+    c.experiment = "probe"  # what gpj.main runs (gpj.experiments)
+    c.seed = 0  # the first seed; a run's seeds are seed, seed + 1, ...
+    c.num_seeds = 2  # seeds of every run
     # Each run is "head:task", tasks location/object; heads gapnet, permutenet and its controls
     # fixedperm (one fixed permutation: a linear read-out of ordered channels) and sum
     # (logit_k = a_k * sum of the pooled channels + b_k, all that a layer-5 PermuteNet can read).
@@ -47,7 +47,7 @@ def get_config(arg=None):
     c.train = sections.train(num_epochs=8)
 
     c.eval = ml_collections.ConfigDict()
-    c.eval.batch_size = 120
+    c.eval.batch_size = 120  # test images per evaluation step, all devices together
 
     return apply_presets(c, arg, PRESETS)
 

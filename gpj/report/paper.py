@@ -1,18 +1,29 @@
 """The paper experiment's report: the claims scorecard (`scorecard.md`), linking each part's report."""
 
+import json
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 from gpj.analysis.claims import EQUIVALENCE_MARGIN, INCONCLUSIVE, SMALL_DROP
 from gpj.report.common import (
+    BOUNDS_NOTE,
+    RATE,
+    chance_line,
     environment_line,
     figure_links,
+    interval_percent,
+    legend_below,
     markdown_table,
     pct_ci,
+    pct_difference,
     save_figure,
+    styled,
 )
 
 REPORT_NAME = "scorecard.md"
+R2 = (float("-inf"), 1.0)  # a share of variance explained: at most 1, unbounded below
 CLAIMS = {
     1: "Position survives global pooling, encoded channel-wise",
     2: "Semantics are largely not channel-order dependent",
@@ -22,21 +33,13 @@ CLAIMS = {
 }
 
 
-def _points(described, key: str = "ci95") -> str:
-    text = f"{100 * described['mean']:+.1f}"
-    if described.get(key):
-        low, high = described[key]
-        text += f" [{100 * low:+.1f}, {100 * high:+.1f}]"
-    return text
-
-
 def _difference(name: str, described: dict, tested: bool) -> str:
     """A difference with its interval at the row's level (bold if tested, against the boundary;
     its smallest detectable effect when it ended inconclusive); in results from before every
     difference got the row's level, the context ones at 95 %."""
     if "interval" not in described:
-        return f"{name}: {_points(described)}"
-    text = f"{name}: {_points(described, 'interval')}"
+        return f"{name}: {pct_difference(described)}"
+    text = f"{name}: {pct_difference(described, 'interval')}"
     if not tested:
         return text
     text = f"**{text}** (n = {described['n']})"
@@ -64,37 +67,78 @@ def _verdict(row: dict) -> str:
 
 
 def table(results: dict, beside: dict | None = None, depth: bool = True) -> str:
-    """The shuffle-depth table (unless `depth` is False), then the scorecard: one row per claim
-    and setting, and its rule; with `beside` ({name: another paper run's results}), each run's
-    verdicts in a column of their own."""
+    """The shuffle-depth table (unless `depth` is False), then the scorecard, a section per
+    claim: what it measures, a table of its settings (with each run of `beside`, {name: another
+    paper run's results}, verdict beside the row's), its paper-scale commands; then the rule."""
     beside = beside or {}
     elsewhere = {
         name: dict(zip(_keys(other), other["claims"], strict=True))
         for name, other in beside.items()
     }
-    rows = []
+    sections = {}  # claim -> (measured, rows, commands)
     for key, row in zip(_keys(results), results["claims"], strict=True):
         tested = {t["difference"] for t in row.get("tests", ())} or {  # older rows: no tests
             k for k, v in row["differences"].items() if "interval" in v
         }
         numbers = "<br>".join(_difference(k, v, k in tested) for k, v in row["differences"].items())
-        cells = [
-            f"{row['claim']}. {CLAIMS[row['claim']]}",
-            row["setting"],
-            row["measured"],
-            numbers,
-            _verdict(row) + (f"<br>{row['cpu']}, jax {row['jax']}" if "cpu" in row else ""),
-        ]
-        for name, other in beside.items():
-            found = elsewhere[name].get(key)
-            cells.append(_elsewhere(found, other) if found else "not in that run")
-        cells.append(f"`{row['command']}`")
+        verdict = _verdict(row) + (f"<br>{row['cpu']}, jax {row['jax']}" if "cpu" in row else "")
+        cells = [row["setting"], numbers, verdict]
+        if beside:
+            cells.append(
+                "<br>".join(
+                    f"`{name}`: "
+                    + (
+                        _elsewhere(found, other)
+                        if (found := elsewhere[name].get(key))
+                        else "not run"
+                    )
+                    for name, other in beside.items()
+                )
+            )
+        measured, rows, commands = sections.setdefault(row["claim"], ({}, [], {}))
+        measured[row["measured"]] = commands[row["command"]] = None
         rows.append(cells)
-    header = ["claim", "setting", "measured", "difference, points [interval]", "verdict"]
-    header += [f"verdict in `{name}`" for name in beside]
-    header.append("paper-scale command")
-    scorecard = markdown_table(header, rows) + "\n\n" + _rule(results)
-    return (_depth_table(results) if depth else "") + scorecard
+    header = ["setting", "difference, points [interval]", "verdict"]
+    header += ["in the other runs"] if beside else []
+    scorecard = "".join(
+        f"**Claim {claim}: {CLAIMS[claim]}.** Measured: {'; '.join(measured)}.\n\n"
+        f"{markdown_table(header, rows)}\n\n"
+        f"At paper scale: {', '.join(f'`{c}`' for c in commands)}.\n\n"
+        for claim, (measured, rows, commands) in sorted(sections.items())
+    )
+    return (_depth_table(results) if depth else "") + scorecard + _rule(results)
+
+
+def headline(runs: dict) -> str:
+    """The front page's table: per claim, its first row in the first of `runs` ({name: (paper
+    results, link to them)}, the current design first) that has the claim, with its verdict,
+    tested differences (n, and each seed's value for n ≤ 3), how firm it is, and its run."""
+    rows, first = {}, next(iter(runs))
+    for name, (results, link) in runs.items():
+        for row in results["claims"]:
+            if row["claim"] in rows:
+                continue
+            tests = [t["difference"] for t in row.get("tests", ())]
+            effect = "<br>".join(
+                f"{t}: {pct_difference(row['differences'][t], 'interval')} "
+                f"(n = {row['differences'][t]['n']})"
+                for t in tests
+            )
+            firm = (
+                f"stage {row['stage']} of {row['stages']}, {100 * row['confidence']:.2f} % interval"
+            )
+            if row.get("convergence"):
+                firm += f"; {row['convergence'].removesuffix(', the rest at the budget')}"
+            earlier = "" if name == first else " (earlier design)"
+            rows[row["claim"]] = [
+                f"{row['claim']}. {CLAIMS[row['claim']]}",
+                f"**{row['verdict']}**",
+                effect,
+                f"{firm}; {row['cpu']}",
+                f"[`{name}`]({link}){earlier}",
+            ]
+    header = ["claim", "verdict", "effect, points [interval]", "how firm", "run"]
+    return markdown_table(header, [rows[claim] for claim in sorted(rows)])
 
 
 # The parts of the scorecard rows, in order, of result files from before rows named their part.
@@ -149,7 +193,10 @@ def _rule(results: dict) -> str:
     if not design:  # a fixed-n scorecard from before the sequential design
         config = results["config"]
         seeds = ", ".join(f"{name} {config[name]['num_seeds']}" for name in results["parts"])
-        return f"Verdicts by one rule, fixed before the runs: {boundary} Seeds: {seeds}."
+        return (
+            f"Verdicts by one rule, fixed before the runs: {boundary} Seeds: {seeds}. Differences "
+            f"in points: {BOUNDS_NOTE}."
+        )
     stages = ", ".join(map(str, design["stages"]))
     status = (
         ""
@@ -167,7 +214,8 @@ def _rule(results: dict) -> str:
         "(with the smallest effect its n could have detected at 80 % power). Each stage's "
         f"interval is at the nominal level 1 − α' = {100 * (1 - design['nominal_alpha']):.2f} "
         f"% ({design['method']}), so that with no effect the chance of any decisive verdict is "
-        f"α = {design['alpha']:g} per row. {_error_rates(design)} {_power(design)}{status}"
+        f"α = {design['alpha']:g} per row. {_error_rates(design)} {_power(design)} "
+        f"Differences in points: {BOUNDS_NOTE}.{status}"
     )
 
 
@@ -220,7 +268,11 @@ def _depth_table(results: dict) -> str:
     def cell(row, key, task, head=None):
         value = row[key].get(task)
         value = value and (value[head] if head else value)
-        return pct_ci(value) if value else "—"
+        if not value:
+            return "—"
+        if key == "drop":
+            return pct_difference(value)
+        return pct_ci(value, bounds=R2 if key == "readable_r2" else RATE)
 
     rows = [
         [
@@ -252,7 +304,8 @@ def _depth_table(results: dict) -> str:
     return (
         "**Claim 2 by shuffle depth**\n\n"
         + markdown_table(header, rows)
-        + "\n\nTest accuracy and differences in %, mean [95 % t-interval] over seeds; layers 1-4 "
+        + "\n\nTest accuracy and differences in %, mean [95 % t-interval] over seeds "
+        f"({BOUNDS_NOTE}); layers 1-4 "
         "permute before that ResNet stage, 5 after global pooling. Readable R²: the share of "
         "PermuteNet's test logit variance (averaged over permutation draws) that a ridge "
         "regression on what its shuffle layer leaves readable explains (channel sum at 5, "
@@ -287,31 +340,91 @@ def markdown(results: dict, figures) -> str:
     )
 
 
-def figures(results, workdir) -> list:
-    """Accuracy against shuffle depth, PermuteNet beside the fixed permutation, per task."""
-    depth = results.get("shuffle_depth")
-    if not depth:
+SHUFFLE_DEPTH_CAPTION = (
+    "Test accuracy (%) of PermuteNet (a fresh channel permutation at every pass) and of the "
+    "fixed permutation against the layer the channels are permuted at (1–4: before that ResNet "
+    "stage, 5: after global pooling), location task left and object task right: the mean over "
+    "{n} seed(s) with its 95 % t-interval; dashed: chance ({chance})."
+)
+DEPTH_HEADS = (
+    ("permutenet", "PermuteNet", "C1", "o"),
+    ("fixedperm", "fixed permutation", "C2", "s"),
+)
+
+
+def figures(results, workdir, parts: str | None = None) -> list:
+    """Accuracy against shuffle depth, PermuteNet beside the fixed permutation, per task;
+    chance from the parts' result files in `parts` (default: the workdir)."""
+    if not results.get("shuffle_depth"):
         return []
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    chance = part_chance(results, parts or workdir)
+    caption = SHUFFLE_DEPTH_CAPTION.format(
+        n=_depth_seeds(results["shuffle_depth"]),
+        chance=", ".join(f"{task} {100 * c:.1f} %" for task, c in chance.items()),
+    )
+    return [save_figure(shuffle_depth(results, chance), workdir, "shuffle_depth.png", caption)]
+
+
+def part_chance(results, folder: str) -> dict:
+    """Chance accuracy per task ({task: fraction}) as the first probe part's result file states
+    it (`<part>/results.json` in `folder`, or `paper_<part>.json` as results/ keeps them);
+    without one, location's from the shuffle-depth parts' grid size (1/G²)."""
+    for name, relative in results["parts"].items():
+        for candidate in (relative, f"paper_{name}.json"):
+            path = os.path.join(folder, candidate)
+            if os.path.isfile(path):
+                with open(path) as f:
+                    part = json.load(f)
+                if part.get("experiment") == "probe":
+                    return dict(part["chance"])
+    grids = [
+        results["config"][name]["data"]["grid_size"]
+        for name in results["parts"]
+        if name.startswith("shuffle_layer") and name in results["config"]
+    ]
+    return {"location": 1 / grids[0] ** 2} if grids else {}
+
+
+def _depth_seeds(depth) -> int:
+    return max(v["n"] for r in depth for task in r["accuracy"].values() for v in task.values())
+
+
+@styled
+def shuffle_depth(results, chance: dict | None = None):
+    """The shuffle-depth figure: per task, accuracy against shuffle layer for PermuteNet and
+    the fixed permutation, mean and 95 % t-interval over seeds; `chance`: {task: fraction}."""
+    depth = results["shuffle_depth"]
+    chance = chance or {}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0), sharey=True, layout="constrained")
     for ax, task in zip(axes, ("location", "object"), strict=True):
-        for head, label in (("permutenet", "PermuteNet"), ("fixedperm", "fixed permutation")):
-            rows = [r for r in depth if task in r["accuracy"]]
-            means = np.array([r["accuracy"][task][head]["mean"] for r in rows])
-            ci = [
-                r["accuracy"][task][head].get("ci95") or [m, m]
-                for r, m in zip(rows, means, strict=True)
-            ]
-            errors = np.abs(np.array(ci).T - means)
+        for i, (head, label, colour, marker) in enumerate(DEPTH_HEADS):
+            rows = [r for r in depth if head in r["accuracy"].get(task, {})]
+            if not rows:
+                continue
+            mean, low, high = np.transpose(
+                [interval_percent(r["accuracy"][task][head]) for r in rows]
+            )
             ax.errorbar(
-                [r["layer"] for r in rows],
-                100 * means,
-                100 * errors,
+                np.asarray([r["layer"] for r in rows]) + 0.08 * (2 * i - 1),  # side by side
+                mean,
+                yerr=[mean - low, high - mean],
                 label=label,
-                marker="o",
+                color=colour,
+                marker=marker,
                 capsize=3,
             )
-        ax.set(title=task, xlabel="shuffle layer (5 = after GAP)", xticks=range(1, 6))
-    axes[0].set_ylabel("test accuracy % (95 % t-interval)")
-    axes[0].set_ylim(0, 102)
-    axes[1].legend(fontsize=8)
-    return [save_figure(fig, workdir, "shuffle_depth.png")]
+        chance_line(ax, chance.get(task))
+        ax.set(
+            title=f"{task} task",
+            xlabel="shuffle layer (1–4: before ResNet stage k; 5: after GAP)",
+            ylabel="test accuracy (%)",
+            xticks=range(1, 6),
+            ylim=(0, 102),
+        )
+        ax.yaxis.set_tick_params(labelleft=True)
+    fig.suptitle(
+        "Claim 2 by shuffle depth: PermuteNet against the fixed permutation "
+        f"(mean ± 95 % t-interval over {_depth_seeds(depth)} seed(s))"
+    )
+    legend_below(fig, columns=3)
+    return fig

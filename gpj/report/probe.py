@@ -56,9 +56,9 @@ def _unconverged_note(results) -> str:
     return (
         f" PermuteNet's object runs ended at their budget ({budget[0]['steps']} steps), not on a "
         "plateau. Claim 2 (semantics without channel order) needs converged runs: "
-        "`python -m gpj.main --config=configs/paper.py` trains them beside the controls until "
-        "their validation accuracy stops rising (at most the official code's 20,834 steps), "
-        "and decides it in its `scorecard.md`."
+        "`python -m gpj.main --config=configs/paper.py` trains them beside the controls for the "
+        "official code's length (20,838 steps, the first whole epoch past its 20,834), with "
+        "curves on a validation split, and decides it in its `scorecard.md`."
     )
 
 
