@@ -10,7 +10,6 @@ why Sphinx, and how a page links a result file.
 """
 
 import os
-import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,19 +28,14 @@ exclude_patterns = sorted(set(os.listdir(ROOT)) - {"docs", "results"})
 myst_heading_anchors = 6  # `page.md#a-heading` links, with the slugs GitHub gives headings too
 
 # The docstrings: Google style (`Args:`, `Returns:`, `Attributes:`), `code` in single backticks,
-# otherwise plain text written for `help()`. autodoc reads them as reStructuredText, where some
-# plain text is markup gone wrong (`**kwargs` opens bold): such slips render as they stand
-# instead of failing the build. These "docutils" warnings come only from reStructuredText, so
-# from the docstrings and the API page's automodule lines; the pages are MyST, whose warnings
-# stay errors, as do autodoc's (a module that does not import), and tests/test_docs.py checks
-# that every module of the API page is on the built page.
+# otherwise plain text written for `help()` that is also valid reStructuredText (autodoc reads
+# them as such; `-W` fails the build on a docstring that is not).
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_ivar = True  # a class's `Attributes:` as fields, not a second entry per attribute
 default_role = "literal"
-suppress_warnings = ["docutils"]
 toc_object_entries_show_parents = "hide"
 
 html_theme = "furo"
@@ -87,18 +81,9 @@ def navigation() -> str:
     return "\n\n" + "\n".join(trees)
 
 
-# A page links a result file by its path from the repository root, `results/NAME` (as the README
-# and every rendered block write it), or by its path from docs/, `../results/NAME` (as GitHub
-# resolves links in docs/): both are results/NAME of the repository.
-RESULTS_LINK = re.compile(r"(\]\(|<img [^>]*src=\")results/")
-
-
 def read_page(app, docname, source):
-    """A page in docs/ as Sphinx reads it: `results/` links made relative to docs/, and the
-    navigation after the first page's text."""
+    """The first page as Sphinx reads it: its text, then the navigation."""
     del app
-    if docname.startswith("docs/"):
-        source[0] = RESULTS_LINK.sub(r"\1../results/", source[0])
     if docname == root_doc:
         source[0] += navigation()
 

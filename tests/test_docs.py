@@ -143,6 +143,52 @@ def test_the_docs_folder_has_no_symlink():
     assert not links, links
 
 
+PAGES = [ROOT_PATH / "README.md", *sorted((ROOT_PATH / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")  # a markdown link's or image's target
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_relative_link_resolves_from_its_page(page):
+    """Where the page is read, on GitHub as on the site: from the page's own folder."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+    targets = {t.split("#")[0] for t in LINK.findall(text) if not re.match(r"\w+:|#", t)}
+    missing = [t for t in sorted(targets) if not (page.parent / t).exists()]
+    assert not missing, f"{page.name}: {missing}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_figure_has_its_caption_under_it(page):
+    """The paragraph under each image is its caption in italics; on the docs pages, the one
+    its renderer wrote (a caption block naming the same figure)."""
+    lines = [line for line in page.read_text().split("\n") if line.strip()]
+    for i, line in enumerate(lines):
+        image = re.match(r"!\[[^\]]*\]\(([^)]+\.png)\)$", line)
+        if not image:
+            continue
+        under = lines[i + 1]
+        if page.parent.name == "docs":
+            figure = os.path.relpath(page.parent / image.group(1), ROOT_PATH / "results")
+            assert under == f"<!-- caption: {figure} -->", f"{page.name}: {line}"
+            assert lines[i + 2].startswith("*"), f"{page.name}: {line}"
+        else:
+            assert under.startswith("*"), f"{page.name}: {line}"
+
+
+def test_every_committed_figure_has_a_caption():
+    with open(ROOT_PATH / "results" / "captions.json") as f:
+        captions = json.load(f)
+    figures = {
+        str(p.relative_to(ROOT_PATH / "results")) for p in ROOT_PATH.glob("results/**/*.png")
+    }
+    assert set(captions) == figures
+    assert all(isinstance(c, str) and len(c) > 40 for c in captions.values())
+
+
+def test_a_caption_block_of_an_unknown_figure_names_it():
+    with pytest.raises(FileNotFoundError, match="no caption of 'nope.png'"):
+        readme.render("<!-- caption: nope.png -->\n<!-- /caption -->\n")
+
+
 def test_the_api_page_documents_every_public_module():
     import importlib
     import pkgutil

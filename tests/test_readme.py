@@ -16,7 +16,9 @@ NOTE = "run python -m gpj.report.readme"
 def test_every_page_is_what_the_result_files_render():
     texts = {path: pathlib.Path(path).read_text() for path in readme.pages()}
     for path, text in texts.items():
-        assert readme.render(text) == text, f"{os.path.relpath(path, readme.ROOT)}: {NOTE}"
+        assert readme.render(text, folder=readme.folder_of(path)) == text, (
+            f"{os.path.relpath(path, readme.ROOT)}: {NOTE}"
+        )
     every = "\n".join(texts.values())
     blocks = re.findall(r"<!-- (results|scorecard): (\w+)(?: beside ([\w ]+))? -->", every)
     names = {name for _, *block in blocks for name in " ".join(block).split()}

@@ -1,12 +1,15 @@
 """Per-channel position scores of a trained network, in one pass over a dataset.
 
-For a network with global-pooled latent z(x) (and optionally the pooled maps of backbone stages):
-  flip_abs[d]    = mean |z_d(x) − z_d(hflip(x))|   the paper's overall position score;
-  flip_signed[d] = mean  z_d(x) − z_d(hflip(x))    its region-specific (left/right) score;
-and, on grid canvases, where every image is shown at every one of the G² cells:
-  cell_mean[k, d] the channel's mean activation with the image at cell k (its G×G tuning map),
-  eta2[d]         between-cell variance / total variance of z_d (η², 0: blind to the cell,
-                  1: determined by it), preferred_cell[d] = argmax_k cell_mean[k, d].
+For a network with global-pooled latent z(x) (and optionally the pooled maps of backbone
+stages), and, on grid canvases, where every image is shown at every one of the G² cells::
+
+  flip_abs[d]       = mean |z_d(x) − z_d(hflip(x))|   the paper's overall position score
+  flip_signed[d]    = mean  z_d(x) − z_d(hflip(x))    its region-specific (left/right) score
+  cell_mean[k, d]   the channel's mean activation with the image at cell k (its G×G tuning map)
+  eta2[d]           between-cell variance / total variance of z_d (η², 0: blind to the cell,
+                    1: determined by it)
+  preferred_cell[d] = argmax_k cell_mean[k, d]
+
 Means over images (and cells) are merged batch by batch with Chan et al.'s update, so memory
 stays O(cells × channels) and the variance terms do not suffer from cancellation.
 """

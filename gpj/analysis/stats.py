@@ -57,7 +57,8 @@ def summarise(rows: Sequence[dict], group_by: Sequence[str], metrics: Sequence[s
 
 def paired(rows: Sequence[dict], label: str, a, b, metric: str, pair_by: str = "seed") -> dict:
     """`metric` of the rows whose `label` is `a` minus that of the rows whose `label` is `b`,
-    paired by `pair_by` (the pairs both have): {label: [a, b], "metric", "pairs", **describe}.
+    paired by `pair_by` (the pairs both have): {label: [a, b], "metric", "pairs"} and the fields
+    of `describe` over the pairs' differences.
 
     Raises:
       ValueError: no `pair_by` value has both an `a` and a `b` row.

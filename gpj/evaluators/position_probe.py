@@ -20,8 +20,8 @@ def latents_at(state, batch, rng, ablation=None, *, task):
 
 class PositionProbe:
     """`position_probe`: train and test images at seeded random offsets; the probe predicts which
-    of `eval.probe_grid`² equal-width offset cells each image is in (chance: the most frequent
-    test cell)."""
+    of the `eval.probe_grid` × `eval.probe_grid` equal-width offset cells each image is in
+    (chance: the most frequent test cell)."""
 
     tasks = (tasks.Shift,)
 

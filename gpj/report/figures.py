@@ -13,6 +13,10 @@ A committed figure is one of two kinds:
   (`report.md`, or the paper's `scorecard.md`) are replaced by the new links and captions; no
   other line of the report changes, and no result file is written.
 
+Each figure's caption (what its renderer says under it) is written to `results/captions.json`,
+keyed by the figure's path under results/: the docs pages show it under the figure through
+`<!-- caption: NAME -->` blocks (`gpj.report.readme`).
+
 Only result files are read, so the figures change only when the figure code does.
 """
 
@@ -67,6 +71,7 @@ WORKDIRS = (
     "paper30/invariance",
     *(f"paper30/shuffle_layer_{k}" for k in range(1, 5)),
 )
+CAPTIONS = "captions.json"  # results/<this>: every committed figure's caption, by its path
 FIGURE_LINE = re.compile(r"^!\[[^\]]*\]\([^)]*\.png\)$")  # what `figure_links` writes
 CAPTION_LINE = re.compile(r"^(\*.*\* )?\(\[vector: [^\]]*\]\([^)]*\.svg\)\)$")
 
@@ -104,8 +109,9 @@ def relink(text: str, figures) -> str:
     return "\n".join([*lines[:first], figure_links(figures), *lines[last + 1 :]])
 
 
-def copy_figures(root: str) -> list:
-    """Draws every figure of `COPIES` and copies it (and its SVG twin) into place."""
+def copy_figures(root: str, captions: dict) -> list:
+    """Draws every figure of `COPIES` and copies it (and its SVG twin) into place; their
+    captions go into `captions`."""
     written = []
     sources = {}
     for target, (source, figure) in COPIES.items():
@@ -116,20 +122,23 @@ def copy_figures(root: str) -> list:
             for target, figure in targets:
                 if figure not in drawn:
                     raise ValueError(f"{source} draws no {figure} (it draws {drawn})")
+                captions[target] = drawn[drawn.index(figure)].caption
                 for name, into in ((figure, target), (vector_twin(figure), vector_twin(target))):
                     shutil.copyfile(os.path.join(scratch, name), os.path.join(root, into))
                     written.append(os.path.join(root, into))
     return written
 
 
-def draw_workdirs(root: str) -> list:
-    """Draws every figure of each `WORKDIRS` folder in place and relinks its report."""
+def draw_workdirs(root: str, captions: dict) -> list:
+    """Draws every figure of each `WORKDIRS` folder in place and relinks its report; the
+    figures' captions go into `captions`."""
     written = []
     for folder in WORKDIRS:
         workdir = os.path.join(root, folder)
         results = load(os.path.join(workdir, "results.json"))
         drawn = draw(results, workdir, parts=workdir)
         written += [os.path.join(workdir, n) for f in drawn for n in (f, vector_twin(f))]
+        captions.update({f"{folder}/{f}": f.caption for f in drawn})
         path = report.path(results, workdir)
         with open(path) as f:
             text = f.read()
@@ -157,7 +166,12 @@ def main(argv) -> int:
         print("usage: python -m gpj.report.figures [RESULTS_DIR]", file=sys.stderr)
         return 2
     root = argv[0] if argv else "results"
-    written = copy_figures(root) + draw_workdirs(root)
+    captions = {}
+    written = copy_figures(root, captions) + draw_workdirs(root, captions)
+    with open(os.path.join(root, CAPTIONS), "w") as f:
+        json.dump(dict(sorted(captions.items())), f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    written.append(os.path.join(root, CAPTIONS))
     for path in written:
         print(path)
     for path in unproduced(root, written):

@@ -10,7 +10,9 @@ stability column; `<!-- scorecard: ... -->` is the same without the shuffle-dept
 run that has it; each block between `<!-- bench: NAME -->` and `<!-- /bench -->` is the table
 of `results/bench_NAME.json` (`python -m gpj.bench --only=NAME --out=...`), and
 `<!-- ratios: bench -->` one table of every benchmark's ratios against its goal; each
-`config: NAME` block lists the fields of `configs/NAME.py` with their defaults and comments. A
+`config: NAME` block lists the fields of `configs/NAME.py` with their defaults and comments;
+`<!-- caption: FIGURE -->`, under a figure's image, is the caption its renderer gave
+`results/FIGURE`, with a link to its SVG twin. A
 NAME is `results/NAME.json` or a run folder kept as `results/NAME/results.json`. Text and runs cannot
 drift: a test checks that every page is what this renders.
 
@@ -32,7 +34,8 @@ import textwrap
 import tokenize
 
 from gpj import report
-from gpj.report.common import markdown_table, metrics_table
+from gpj.report import figures
+from gpj.report.common import markdown_table, metrics_table, vector_twin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -96,6 +99,20 @@ def headline_block(names: str, root: str = ROOT) -> str:
 
 def scorecard_block(name: str, root: str = ROOT) -> str:
     return block(name, root, depth=False)
+
+
+def caption_block(figure: str, root: str = ROOT) -> str:
+    """The caption of the committed figure `results/FIGURE` (a PNG), as its renderer wrote it
+    (`results/captions.json`, by `python -m gpj.report.figures`), in italics, and a link to its
+    vector twin."""
+    captions = _load(figure, figures.CAPTIONS, root)
+    if figure not in captions:
+        raise FileNotFoundError(
+            f"results/{figures.CAPTIONS} has no caption of {figure!r} (python -m "
+            "gpj.report.figures draws the figures named in its COPIES and WORKDIRS)"
+        )
+    twin = vector_twin(figure)
+    return f"*{captions[figure]}* ([vector: {os.path.basename(twin)}](results/{twin}))\n"
 
 
 def bench_block(name: str, root: str = ROOT) -> str:
@@ -338,21 +355,38 @@ BLOCKS = {
     "results": block,
     "scorecard": scorecard_block,
     "headline": headline_block,
+    "caption": caption_block,
     "bench": bench_block,
     "config": config_block,
     "ratios": ratios_block,
 }
 BLOCK = re.compile(
-    rf"(<!-- ({'|'.join(BLOCKS)}): (\w+(?: beside)?(?: \w+)*) -->\n)(.*?)(<!-- /\2 -->)",
+    rf"(<!-- ({'|'.join(BLOCKS)}): ([\w/.]+(?: beside)?(?: \w+)*) -->\n)(.*?)(<!-- /\2 -->)",
     re.DOTALL,
 )
 
 
-def render(readme: str, root: str = ROOT) -> str:
-    """`readme` with every block rendered afresh from `root`/results/ (and the configs)."""
+def render(readme: str, root: str = ROOT, folder: str = "") -> str:
+    """`readme` with every block rendered afresh from `root`/results/ (and the configs). The
+    blocks link result files from the repository's root (`results/NAME`); for a page in
+    `folder` (e.g. "docs") the links are made relative to it (`../results/NAME`), so that they
+    resolve where the page is read, on GitHub as on the site."""
+    up = os.path.relpath(".", folder) if folder else "."
+
+    def relink(text):
+        return text if up == "." else RESULTS_LINK.sub(rf"\1{up}/results/", text)
+
     return BLOCK.sub(
-        lambda m: m.group(1) + BLOCKS[m.group(2)](m.group(3), root) + m.group(5), readme
+        lambda m: m.group(1) + relink(BLOCKS[m.group(2)](m.group(3), root)) + m.group(5), readme
     )
+
+
+RESULTS_LINK = re.compile(r"(\]\(|<img [^>]*src=\")results/")  # a link to a result file
+
+
+def folder_of(path: str, root: str = ROOT) -> str:
+    """The folder of the page at `path`, relative to `root` ("" for README.md)."""
+    return os.path.dirname(os.path.relpath(path, root))
 
 
 def pages(root: str = ROOT) -> list:
@@ -366,7 +400,7 @@ def main(argv) -> int:
         with open(path) as f:
             current = f.read()
         try:
-            rendered = render(current)
+            rendered = render(current, folder=folder_of(path))
         except FileNotFoundError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
