@@ -11,8 +11,10 @@ import subprocess
 import sys
 
 import pytest
+from absl import flags
 from conftest import ROOT, parse_config
 
+from gpj.errors import ConfigError
 from gpj.report import readme
 
 
@@ -35,8 +37,6 @@ def check_command(args: list, page: str = "") -> None:
     presets load, the overrides name fields of the right type, every field's value is valid.
     Converted weights (`model.init_from`) must be what a `gpj.convert` command on the same
     `page` writes; the rest is checked as if they were absent."""
-    from absl import flags
-
     import gpj.main  # noqa: F401  (defines the command's flags)
     from gpj.experiments import EXPERIMENTS, paper
 
@@ -81,17 +81,21 @@ def test_every_shown_command_names_a_config_its_presets_and_valid_fields(page, c
 
 
 @pytest.mark.parametrize(
-    "command, message",
+    "command, error, message",
     [
-        (["--config=configs/probe.py:nope"], "nope"),
-        (["--config=configs/probe.py", "--config.train.nope=1"], "nope"),
-        (["--config=configs/probe.py", "--config.model.padding=mirror"], "model.padding"),
-        (["--config=configs/paper.py", "--config.probe.num_seeds=0"], "num_seeds"),
-        (["--config=configs/probe.py", "--work_dir=runs/x"], "no such flag"),
+        (["--config=configs/probe.py:nope"], flags.IllegalFlagValueError, "nope"),
+        (["--config=configs/probe.py", "--config.train.nope=1"], AttributeError, "nope"),
+        (
+            ["--config=configs/probe.py", "--config.model.padding=mirror"],
+            ConfigError,
+            "model.padding",
+        ),
+        (["--config=configs/paper.py", "--config.probe.num_seeds=0"], ConfigError, "num_seeds"),
+        (["--config=configs/probe.py", "--work_dir=runs/x"], AssertionError, "no such flag"),
     ],
 )
-def test_the_command_check_finds_a_bad_command(command, message):
-    with pytest.raises(Exception, match=message):
+def test_the_command_check_finds_a_bad_command(command, error, message):
+    with pytest.raises(error, match=message):
         check_command(command)
 
 

@@ -57,3 +57,31 @@ def test_a_config_file_from_the_current_folder_wins_over_the_installed_one(tmp_p
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "num_seeds: 5" in out
+
+
+COMMAND_LINE_MISTAKES = {
+    "value": (["--config.model.padding=mirror"], "model.padding='mirror' is not valid"),
+    "preset": (
+        ["--config=configs/probe.py:tiny,huge"],
+        "unknown preset 'huge'; valid presets: cifar10, circular, controls, converged, imagenette",
+    ),
+    "field": (["--config.model.depth=3"], "--config.model.depth: the config has no field 'depth'"),
+    "workdir": (["--workdir=/proc/gpj"], "--workdir=/proc/gpj is not writable"),
+    "missing file": (
+        ["--config=configs/nothing.py"],
+        "No such file or directory: 'configs/nothing.py'",
+    ),
+}
+
+
+def test_each_kind_of_command_line_mistake_is_one_clear_line(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n")
+    cases = {
+        **COMMAND_LINE_MISTAKES,
+        "file that does not parse": (
+            [f"--config={broken}"],
+            f"--config={broken}: SyntaxError: invalid syntax (broken.py, line 1)",
+        ),
+    }
+    assert_command_line_errors("configs/probe.py:tiny", cases, tmp_path)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import assert_bad_configs_fail_fast, assert_command_line_errors, gpj_command
+from conftest import assert_bad_configs_fail_fast, gpj_command
 
 from gpj import driver, kinds
 from gpj.configs.probe import get_config
@@ -73,6 +73,8 @@ def test_rerun_on_the_same_workdir_resumes_and_reproduces(tiny_probe, tmp_path):
     assert proc.returncode == 0, err[-3000:]
     after = json.loads((workdir / "results.json").read_text())["runs"]
     assert len(after) == 1 and "permutenet-location" not in err  # restored: no progress bar
+    weights = after[0]["weights"]
+    assert weights["source"] == "checkpoint" and weights["path"].startswith(str(workdir))
     expected = next(r for r in before if r["run_dir"] == after[0]["run_dir"])
     for key in ("accuracy", "per_cell_accuracy", "history"):
         assert after[0][key] == expected[key]
@@ -134,32 +136,6 @@ def test_every_bad_config_fails_fast_with_one_clear_line():
 
 
 # Each kind of mistake once through the command line itself: one `error:` line, exit code 1.
-COMMAND_LINE_MISTAKES = {
-    "value": (["--config.model.padding=mirror"], "model.padding='mirror' is not valid"),
-    "preset": (
-        ["--config=configs/probe.py:tiny,huge"],
-        "unknown preset 'huge'; valid presets: cifar10, circular, controls, converged, imagenette",
-    ),
-    "field": (["--config.model.depth=3"], "--config.model.depth: the config has no field 'depth'"),
-    "workdir": (["--workdir=/proc/gpj"], "--workdir=/proc/gpj is not writable"),
-    "missing file": (
-        ["--config=configs/nothing.py"],
-        "No such file or directory: 'configs/nothing.py'",
-    ),
-}
-
-
-def test_each_kind_of_command_line_mistake_is_one_clear_line(tmp_path):
-    broken = tmp_path / "broken.py"
-    broken.write_text("def get_config(:\n")
-    cases = {
-        **COMMAND_LINE_MISTAKES,
-        "file that does not parse": (
-            [f"--config={broken}"],
-            f"--config={broken}: SyntaxError: invalid syntax (broken.py, line 1)",
-        ),
-    }
-    assert_command_line_errors("configs/probe.py:tiny", cases, tmp_path)
 
 
 def check(config):

@@ -19,8 +19,7 @@ from gpj.report.common import (
 )
 from gpj.report.scores import histogram_figure, score_table, tuning_maps_figure
 
-REGIONS = ("all", "left", "right", "center")
-MODEL_NAMES = {
+RUN_LABELS = {
     "segmentation": "DeepLabv3 segmentation",
     "segmentation-position_needed": "DeepLabv3, position-needed labels",
     "segmentation-shape_only": "DeepLabv3, shape-only labels (control B)",
@@ -45,7 +44,7 @@ equally on both sides, so the signed score has no side to find), neither should.
 
 
 def segmentation_models(results) -> list:
-    return [m for m in MODEL_NAMES if m.startswith("segmentation") and _rows(results, m, "clean")]
+    return [m for m in RUN_LABELS if m.startswith("segmentation") and _rows(results, m, "clean")]
 
 
 def _rows(results, model, curve) -> dict:
@@ -77,7 +76,7 @@ def segmentation_table(results, model) -> str:
             row += [pct_ci(ranked[n]["side_confusion"]), pct_ci(random[n]["side_confusion"])]
         rows.append(row)
     return (
-        f"**{MODEL_NAMES[model]}**: whole-image mIoU (%)"
+        f"**{RUN_LABELS[model]}**: whole-image mIoU (%)"
         + (
             " and the share of digit pixels given the same digit on the other side (%)"
             if sided
@@ -99,7 +98,7 @@ def region_table(results) -> str:
             decided = e[f"{prefix}side_specific"]
             rows.append(
                 [
-                    MODEL_NAMES[e["model"]],
+                    RUN_LABELS[e["model"]],
                     where,
                     e["n"],
                     pct_difference(e[f"{prefix}left_excess"]),
@@ -119,7 +118,7 @@ def region_table(results) -> str:
 def classifier_table(results) -> str:
     models = [m for m in CLASSIFIERS if _rows(results, m, "clean")]
     header = ["N ablated"] + [
-        f"{MODEL_NAMES[m]} {kind}" for m in models for kind in ("top-N", "random-N")
+        f"{RUN_LABELS[m]} {kind}" for m in models for kind in ("top-N", "random-N")
     ]
     clean = {m: _rows(results, m, "clean")[0] for m in models}
     rows = [["0 (clean)"] + [pct_ci(clean[m]["accuracy"]) for m in models for _ in (0, 1)]]
@@ -198,7 +197,7 @@ def markdown(results: dict, figures) -> str:
     )
     runs = [
         [
-            MODEL_NAMES[r["model"]],
+            RUN_LABELS[r["model"]],
             r["seed"],
             r["num_channels"],
             r["num_scored_images"],
@@ -209,7 +208,7 @@ def markdown(results: dict, figures) -> str:
     ]
     header = ["model", "seed", "channels", "scored images", "train", "run folder"]
     scores = "\n\n".join(
-        f"Top channels of {MODEL_NAMES[r['model']]} (seed {r['seed']}):\n\n"
+        f"Top channels of {RUN_LABELS[r['model']]} (seed {r['seed']}):\n\n"
         + score_table(r["scores"])
         for r in _first_seed(results)
     )
@@ -275,7 +274,7 @@ EXAMPLE_STYLE = {"color": "0.3", "linestyle": ":", "linewidth": 1.2}
 
 def figures(results, workdir) -> list:
     first = _first_seed(results)
-    named = {MODEL_NAMES[r["model"]]: r["scores"] for r in first}
+    named = {RUN_LABELS[r["model"]]: r["scores"] for r in first}
     names = [
         save_figure(attack_curves(results), workdir, "attack_curves.png", _curves_caption(results)),
         histogram_figure(named, workdir, "score_histograms.png"),
@@ -333,8 +332,7 @@ def _curves_caption(results) -> str:
         chance = (
             "; dashed: chance ("
             + ", ".join(
-                f"{MODEL_NAMES[m]} {pct_value(classifier_chance(results, m))} %"
-                for m in classifiers
+                f"{RUN_LABELS[m]} {pct_value(classifier_chance(results, m))} %" for m in classifiers
             )
             + ")"
         )
@@ -376,7 +374,7 @@ def _example_caption(results) -> str:
         "it with a dotted line)"
     )
     return CAPTIONS["segmentation_example.png"].format(
-        model=MODEL_NAMES[run["model"]], seed=run["seed"], n=n, plotted=plotted
+        model=RUN_LABELS[run["model"]], seed=run["seed"], n=n, plotted=plotted
     )
 
 
@@ -450,7 +448,7 @@ def _attack_panel(ax, results, model, metric) -> None:
         xlabel="channels ablated, N (log scale)",
         ylabel=METRIC_LABELS[metric],
         ylim=(0, 102),
-        title=f"{MODEL_NAMES[model]}\n{METRIC_LABELS[metric].removesuffix(' (%)')}",
+        title=f"{RUN_LABELS[model]}\n{METRIC_LABELS[metric].removesuffix(' (%)')}",
     )
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.minorticks_off()
@@ -523,7 +521,7 @@ def segmentation_example(results):
     bar.ax.set_yticklabels([names[c] for c in shown])
     bar.set_label("class")
     fig.suptitle(
-        f"{MODEL_NAMES[run['model']]} (seed {run['seed']}): one test canvas, clean and with "
+        f"{RUN_LABELS[run['model']]} (seed {run['seed']}): one test canvas, clean and with "
         f"N = {n} channels ablated"
     )
     return fig

@@ -48,9 +48,9 @@ RATE, DIFFERENCE = (0.0, 1.0), (-1.0, 1.0)  # the ranges of a fraction and of a 
 FEW_SEEDS = 3  # an interval from this many seeds or fewer is shown with the seeds' values
 
 
-def pct(mean, std=None) -> str:
-    """A fraction as a percentage, with ± std when given."""
-    return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
+def pct(mean) -> str:
+    """A fraction as a percentage, to one decimal."""
+    return f"{100 * mean:.1f}"
 
 
 def pct_ci(described: dict, key: str = "ci95", bounds=RATE, signed: bool = False) -> str:
