@@ -137,7 +137,7 @@ def test_attack_figures(tmp_path):
     assert "background" in [t.get_text() for t in classes.get_yticklabels()]
     plt.close(fig)
     first = attack._first_seed(results)
-    check(scores.histograms({attack.MODEL_NAMES[r["model"]]: r["scores"] for r in first}))
+    check(scores.histograms({attack.RUN_LABELS[r["model"]]: r["scores"] for r in first}))
     names = attack.figures(results, str(tmp_path))
     written(names, tmp_path)
     example = next(f for f in names if f == "segmentation_example.png")

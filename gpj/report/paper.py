@@ -141,26 +141,9 @@ def headline(runs: dict) -> str:
     return markdown_table(header, [rows[claim] for claim in sorted(rows)])
 
 
-# The parts of the scorecard rows, in order, of result files from before rows named their part.
-_UNNAMED_ROW_PARTS = (
-    "probe",
-    "probe_circular",
-    "probe",
-    "probe_circular",
-    *(f"shuffle_layer_{k}" for k in range(1, 6)),
-    "invariance",
-    "attack",
-    "attack",
-)
-
-
 def _keys(results: dict) -> list:
-    """What identifies each scorecard row across runs: (claim, part). Rows from before they
-    named their part are in the order of `_UNNAMED_ROW_PARTS` among the parts that ran."""
-    order = [part for part in _UNNAMED_ROW_PARTS if part in results["parts"]]
-    rows = results["claims"]
-    parts = [r.get("part") for r in rows] if all("part" in r for r in rows) else order
-    return [(r["claim"], part) for r, part in zip(rows, parts, strict=True)]
+    """What identifies each scorecard row across runs: (claim, part)."""
+    return [(row["claim"], row["part"]) for row in results["claims"]]
 
 
 def _elsewhere(row: dict, results: dict) -> str:

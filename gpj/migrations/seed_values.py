@@ -1,7 +1,7 @@
 """Adds the per-seed `values` that `stats.describe` records since issue 31 to result files
 written before it, from the files' own runs, without changing any stored number:
 
-  python -m gpj.report.seed_values results   # run once over results/; the files are committed
+  python -m gpj.migrations.seed_values results   # run once over results/; the files are committed
 
 An experiment's summaries are recomputed from its runs (`paper.at_seeds` with all its seeds); a
 paper scorecard's claim rows and shuffle-depth rows are recomputed from its parts' result files
@@ -59,7 +59,7 @@ def _scorecard(path: str, results: dict) -> int:
     for row in results["claims"]:
         n = max(d["n"] for d in row["differences"].values())
         for claim, name, _, decision in paper.ROWS:
-            if (claim, name) == (row["claim"], row.get("part")) and name in parts:
+            if (claim, name) == (row["claim"], row["part"]) and name in parts:
                 fresh = decision(paper.at_seeds(parts[name], n))
                 filled += add_values(row["differences"], fresh["differences"])
     if results.get("shuffle_depth") and parts:
@@ -87,7 +87,7 @@ def migrate(path: str) -> int:
 
 def main(argv) -> int:
     if len(argv) != 1 or not os.path.isdir(argv[0]):
-        print("usage: python -m gpj.report.seed_values RESULTS_DIR", file=sys.stderr)
+        print("usage: python -m gpj.migrations.seed_values RESULTS_DIR", file=sys.stderr)
         return 2
     for path in sorted(glob.glob(os.path.join(argv[0], "**", "*.json"), recursive=True)):
         print(f"{path}: {migrate(path)} summaries given their values")
