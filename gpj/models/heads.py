@@ -60,6 +60,18 @@ class GAPNet(nn.Module):
         return y.astype(jnp.float32).mean(axis=(1, 2)), out
 
 
+def dense_readout(
+    head: nn.Module, x: jnp.ndarray, train: bool, ablation: Ablation, transform
+) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    """`head.backbone`, global average pooling, `transform` of the pooled latent, then one dense
+    layer ("head_dense") to `head.num_classes` float32 logits; call inside `head`'s compact
+    method. Returns the logits and the backbone's outputs (`backbone_outputs`)."""
+    _, out = backbone_outputs(head.backbone, x, train, ablation)
+    latent = transform(out["latent"])
+    logits = nn.Dense(head.num_classes, dtype=head.dtype, name="head_dense")(latent)
+    return logits.astype(jnp.float32), out
+
+
 class PermuteNet(nn.Module):
     """Backbone → global average pool → channel permutation → dense logits.
 
@@ -83,16 +95,14 @@ class PermuteNet(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(
-        self, x: jnp.ndarray, train: bool, ablation: Ablation = None
-    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-        _, out = backbone_outputs(self.backbone, x, train, ablation)
-        latent = out["latent"]
-        if self.shuffle_layer == 5:
+    def __call__(self, x, train: bool, ablation: Ablation = None):
+        def permuted(latent):
+            if self.shuffle_layer != 5:
+                return latent
             perm = channel_permutation(self, latent.shape[-1], self.fixed_permutation)
-            latent = jnp.take(latent, perm, axis=-1)
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(latent)
-        return logits.astype(jnp.float32), out
+            return jnp.take(latent, perm, axis=-1)
+
+        return dense_readout(self, x, train, ablation, permuted)
 
 
 class LinearNet(nn.Module):
@@ -115,12 +125,8 @@ class LinearNet(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(
-        self, x: jnp.ndarray, train: bool, ablation: Ablation = None
-    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-        _, out = backbone_outputs(self.backbone, x, train, ablation)
-        latent = out["latent"]
-        if self.channel_sum:
-            latent = latent.sum(axis=-1, keepdims=True)
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_dense")(latent)
-        return logits.astype(jnp.float32), out
+    def __call__(self, x, train: bool, ablation: Ablation = None):
+        def read(latent):
+            return latent.sum(axis=-1, keepdims=True) if self.channel_sum else latent
+
+        return dense_readout(self, x, train, ablation, read)
