@@ -17,6 +17,7 @@ import os
 import sys
 
 from gpj.experiments import paper
+from gpj.report import paper as report_paper
 from gpj.report.common import write_json
 
 
@@ -38,23 +39,8 @@ def add_values(stored, fresh) -> int:
     return sum(add_values(stored[k], fresh[k]) for k in stored.keys() & fresh.keys())
 
 
-def _part_files(path: str, results: dict) -> dict:
-    folder = os.path.dirname(path)
-    found = {}
-    for name, relative in results["parts"].items():
-        for candidate in (
-            os.path.join(folder, relative),
-            os.path.join(folder, f"paper_{name}.json"),
-        ):
-            if os.path.isfile(candidate):
-                with open(candidate) as f:
-                    found[name] = json.load(f)
-                break
-    return found
-
-
 def _scorecard(path: str, results: dict) -> int:
-    parts = _part_files(path, results)
+    parts = report_paper.part_files(results, os.path.dirname(path))
     filled = 0
     for row in results["claims"]:
         n = max(d["n"] for d in row["differences"].values())

@@ -348,18 +348,28 @@ def figures(results, workdir, parts: str | None = None) -> list:
     return [save_figure(shuffle_depth(results, chance), workdir, "shuffle_depth.png", caption)]
 
 
-def part_chance(results, folder: str) -> dict:
-    """Chance accuracy per task ({task: fraction}) as the first probe part's result file states
-    it (`<part>/results.json` in `folder`, or `paper_<part>.json` as results/ keeps them);
-    without one, location's from the shuffle-depth parts' grid size (1/G²)."""
+def part_files(results, folder: str) -> dict:
+    """{part: its results} of the paper run `results`, for each part whose result file is in
+    `folder`: `<part>/results.json` as the run wrote it, or `paper_<part>.json` as results/
+    keeps them."""
+    found = {}
     for name, relative in results["parts"].items():
         for candidate in (relative, f"paper_{name}.json"):
             path = os.path.join(folder, candidate)
             if os.path.isfile(path):
                 with open(path) as f:
-                    part = json.load(f)
-                if part.get("experiment") == "probe":
-                    return dict(part["chance"])
+                    found[name] = json.load(f)
+                break
+    return found
+
+
+def part_chance(results, folder: str) -> dict:
+    """Chance accuracy per task ({task: fraction}) as the first probe part's result file in
+    `folder` states it (`part_files`); without one, location's from the shuffle-depth parts'
+    grid size (1/G²)."""
+    for part in part_files(results, folder).values():
+        if part.get("experiment") == "probe":
+            return dict(part["chance"])
     grids = [
         results["config"][name]["data"]["grid_size"]
         for name in results["parts"]

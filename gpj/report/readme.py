@@ -60,8 +60,9 @@ def source_line(name: str, results: dict, root: str = ROOT) -> str:
     local = ("--workdir", "--compilation_cache")  # where this machine kept its files
     args = [a for a in env.get("argv", []) if not a.startswith(local)]
     minutes, seconds = divmod(round(results["wall_time_s"]), 60)
+    file = result_file(name, root)
     return (
-        f"*From [`results/{result_file(name, root)}`](results/{result_file(name, root)}): "
+        f"*From [`results/{file}`](results/{file}): "
         f"`python -m gpj.main {' '.join(map(_shell, args))}`, {minutes} min {seconds} s on "
         f"{env['device_count']} {env['platform']} devices ({env.get('cpu', 'unknown CPU')}), "
         f"jax {env['packages']['jax']}.*"
@@ -366,6 +367,9 @@ BLOCK = re.compile(
 )
 
 
+RESULTS_LINK = re.compile(r"(\]\(|<img [^>]*src=\")results/")  # a link to a result file
+
+
 def render(readme: str, root: str = ROOT, folder: str = "") -> str:
     """`readme` with every block rendered afresh from `root`/results/ (and the configs). The
     blocks link result files from the repository's root (`results/NAME`); for a page in
@@ -379,9 +383,6 @@ def render(readme: str, root: str = ROOT, folder: str = "") -> str:
     return BLOCK.sub(
         lambda m: m.group(1) + relink(BLOCKS[m.group(2)](m.group(3), root)) + m.group(5), readme
     )
-
-
-RESULTS_LINK = re.compile(r"(\]\(|<img [^>]*src=\")results/")  # a link to a result file
 
 
 def folder_of(path: str, root: str = ROOT) -> str:
