@@ -379,8 +379,9 @@ def show_results(workdir: str) -> None:
     """
     from IPython.display import Image, Markdown, display  # in a notebook only: not a dependency
 
-    with open(os.path.join(workdir, "results.json")) as f:
-        results = json.load(f)
+    from gpj import results as results_file  # the standard library only, as this module
+
+    results = results_file.read(workdir)
     environment = results["environment"]
     print(
         f"{results['experiment']}: {results['wall_time_s']:.0f} s on {environment['device_count']}"

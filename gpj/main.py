@@ -107,7 +107,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     import jax  # after flag parsing: keeps --help fast
 
-    from gpj import report
+    from gpj import experiments, report
     from gpj.engine import compilation_cache, cpu_devices, distributed
     from gpj.experiments import EXPERIMENTS, batch_sizes
 
@@ -149,7 +149,7 @@ def main(argv):
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         workdir = _WORKDIR.value or os.path.join("runs", f"{experiment}-{stamp}")
         created = prepare_workdir(workdir)
-        results = EXPERIMENTS[experiment].run(config, workdir)
+        results = experiments.run(config, workdir)
     except GpjError as e:
         logging.debug("user error", exc_info=True)
         remove_if_empty(workdir, created)

@@ -16,7 +16,7 @@ from conftest import assert_bad_configs_fail_fast, gpj_command
 from gpj.configs.attack import get_config
 from gpj.data import cityscapes
 from gpj.errors import ConfigError, DataError
-from gpj.experiments.attack import validate
+from gpj.experiments.runner import check_fields
 
 pytest.importorskip("tensorflow")
 PIL = pytest.importorskip("PIL.Image")
@@ -244,7 +244,7 @@ def test_bad_cityscapes_fields_are_named(field, value, message):
     config = get_config("cityscapes")
     config.segmentation[field] = value
     with pytest.raises(ConfigError) as error:
-        validate(config)
+        check_fields(config)
     assert str(error.value).startswith(message)
 
 
@@ -264,7 +264,7 @@ def test_cityscapes_preset_is_the_papers_deeplabv3_resnet50():
     from gpj import models
 
     c = get_config("cityscapes")
-    validate(c)
+    check_fields(c)
     m = c.model
     assert (m.name, m.width, m.stem, m.output_stride, tuple(m.aspp_rates)) == (
         "resnet50",

@@ -85,19 +85,17 @@ def _depth_probe(permutenet_object):
 def _scorecard(outcome: dict) -> list:
     """The scorecard rows of `outcome` (part -> results) judged by the one-stage design (the
     plain 95 % interval)."""
-    from gpj.experiments import paper
 
     design = sequential.Design((3,))
     judged = {
         i: sequential.judge(decide(outcome[part]), 1, design)[0]
-        for i, (_, part, _, decide) in enumerate(paper.ROWS)
+        for i, (_, part, _, decide) in enumerate(claims.ROWS)
         if part in outcome
     }
-    return paper.scorecard(outcome, judged, open_rows=[])
+    return claims.scorecard(outcome, judged, open_rows=[])
 
 
 def test_claim_two_is_decided_at_each_shuffle_depth():
-    from gpj.experiments import paper
 
     deep, shallow = _depth_probe([0.2, 0.25, 0.22]), _depth_probe([0.93, 0.9, 0.94])
     for r in deep["runs"][:3]:
@@ -112,12 +110,12 @@ def test_claim_two_is_decided_at_each_shuffle_depth():
     assert headline["convergence"].startswith(
         "6 of 6 runs stopped on a validation-accuracy plateau"
     )
-    assert headline["command"] == paper.COMMANDS["probe"]  # layer 5 is the probe part's
+    assert headline["command"] == claims.COMMANDS["probe"]  # layer 5 is the probe part's
     assert (headline["stage"], headline["cpu"], headline["jax"]) == (1, "a test CPU", "0.0")
     location = first["differences"]["location: fixedperm − permutenet"]
     assert location["mean"] == pytest.approx(np.mean([0.1, 0.05, 0.0]))
 
-    table = paper.shuffle_depth(outcome)
+    table = claims.shuffle_depth(outcome)
     assert [r["layer"] for r in table] == [1, 5]
     drop = np.array([0.95, 0.93, 0.94]) - [0.2, 0.25, 0.22]
     expected = scipy_stats.ttest_rel([0.95, 0.93, 0.94], [0.2, 0.25, 0.22]).confidence_interval()
@@ -126,58 +124,6 @@ def test_claim_two_is_decided_at_each_shuffle_depth():
     assert table[1]["accuracy"]["object"]["permutenet"]["mean"] == pytest.approx(0.67 / 3)
     assert table[1]["readable_r2"]["object"]["fixedperm"]["mean"] == pytest.approx(0.8)
     assert (table[1]["at_budget"], table[1]["runs"]) == (3, 15)
-
-
-def test_a_second_run_renders_as_a_stability_column(tmp_path):
-    """README block `first beside other third`: the scorecard with each other run's verdict,
-    stage, CPU and jax version per row, and where every run came from."""
-    import json
-
-    from gpj.report import readme
-
-    def paper_results(permutenet_object, cpu):
-        outcome = {"shuffle_layer_4": _depth_probe(permutenet_object)}
-        outcome["shuffle_layer_4"]["environment"]["cpu"] = cpu
-        rows = _scorecard(outcome)
-        return {
-            "experiment": "paper",
-            "config": {"shuffle_layer_4": {"num_seeds": 3}},
-            "parts": {"shuffle_layer_4": "shuffle_layer_4/results.json"},
-            "claims": rows,
-            "design": sequential.operating_characteristics(sequential.Design((3,)), (1,)),
-            "environment": {
-                "argv": ["--config=configs/paper.py"],
-                "device_count": 2,
-                "platform": "cpu",
-                "cpu": cpu,
-                "packages": {"jax": "0.0"},
-            },
-            "wall_time_s": 60.0,
-        }
-
-    (tmp_path / "results").mkdir()
-    for name, accuracy, cpu in (
-        ("first", [0.2, 0.25, 0.22], "CPU A"),
-        ("other", [0.93, 0.9, 0.94], "CPU B"),
-        ("third", [0.2, 0.21, 0.23], "CPU C"),
-    ):
-        (tmp_path / "results" / f"{name}.json").write_text(json.dumps(paper_results(accuracy, cpu)))
-    block = "<!-- results: first beside other third -->\n<!-- /results -->\n"
-    text = readme.render(block, str(tmp_path))
-    assert "**Claim 2: Semantics are largely not channel-order dependent.** Measured:" in text
-    assert "| setting | difference, points [interval] | verdict | in the other runs |" in text
-    row = next(line for line in text.splitlines() if "shuffle layer 4" in line)
-    assert f"**{claims.NOT_SUPPORTED}**" in row and "CPU A, jax 0.0" in row
-    assert f"`other`: {claims.SUPPORTED} (stage 1, CPU B, jax 0.0)" in row
-    assert f"`third`: {claims.NOT_SUPPORTED} (stage 1, CPU C, jax 0.0)" in row
-    assert "At paper scale: `python -m gpj.main --config=configs/probe.py:" in text
-    assert row.index("CPU B") < row.index("CPU C")
-    rule = next(line for line in text.splitlines() if line.startswith("Verdicts by one rule"))
-    assert "Simulated over 1,048,576 studies" in rule and "the scorecard's 1 row, " in rule
-    assert "a part with two open rows 9." in rule  # ≈ 1 − 0.95², each rate ± its MC error
-    assert "earlier fixed-n" not in rule  # one stage: no earlier look to state
-    assert "`other`: *From [`results/other.json`]" in text
-    assert "`third`: *From [`results/third.json`]" in text
 
 
 BAD_PAPER_CONFIGS = {

@@ -24,7 +24,7 @@ from gpj.configs.attack import get_config
 from gpj.convert import __main__ as cli
 from gpj.convert import store, torch_layout
 from gpj.errors import CheckpointError, ConfigError
-from gpj.experiments import attack
+from gpj.experiments import runner
 from gpj.models import build_model, build_segmentation_model
 
 torch = pytest.importorskip("torch")
@@ -643,4 +643,4 @@ def test_init_from_is_checked_before_any_compute(tiny_deeplab_dir, tmp_path):
             section, key = path.split(".")
             config[section][key] = value
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            attack.validate(config)
+            runner.check_fields(config)

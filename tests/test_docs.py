@@ -38,7 +38,8 @@ def check_command(args: list, page: str = "") -> None:
     Converted weights (`model.init_from`) must be what a `gpj.convert` command on the same
     `page` writes; the rest is checked as if they were absent."""
     import gpj.main  # noqa: F401  (defines the command's flags)
-    from gpj.experiments import EXPERIMENTS, paper
+    from gpj import experiments
+    from gpj.experiments import paper
 
     config_args = [a for a in args if a.startswith("--config")]
     for arg in args:
@@ -55,7 +56,7 @@ def check_command(args: list, page: str = "") -> None:
             )
             c.model.init_from = ""
             c.train.num_epochs = c.train.num_epochs or 1  # 0 evaluates the weights as loaded
-        EXPERIMENTS[c.experiment].validate(c)
+    experiments.check_fields(config)
 
 
 ROOT_PATH = pathlib.Path(ROOT)

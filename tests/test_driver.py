@@ -11,7 +11,7 @@ import pytest
 from conftest import parse_config
 
 from gpj.engine import compilation_cache
-from gpj.experiments import EXPERIMENTS
+from gpj.experiments import runner
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 # gpj's own programs (the rest are JAX's and orbax's small helpers).
@@ -61,7 +61,7 @@ def test_each_program_compiles_once_per_run_kind(experiment, tmp_path, request):
     if experiment == "attack":  # GAPNets of the shared tiny probe: loaded, not trained
         args.append(f"--config.classifier.probe_workdir={request.getfixturevalue('tiny_probe')[0]}")
     config = parse_config(args)
-    results, counts = compile_counts(lambda: EXPERIMENTS[experiment].run(config, str(tmp_path)))
+    results, counts = compile_counts(lambda: runner.run(config, str(tmp_path)))
     trained = {r["run_dir"].split("/seed")[0] for r in results["runs"] if r["history"]}
     assert len({r["seed"] for r in results["runs"]}) == 2
     # Every kind's train step and init compiled exactly once, although each served two seeds;
@@ -94,9 +94,7 @@ def test_two_seeds_in_one_program_match_the_shared_runs(tiny_probe, tmp_path):
         "--config.num_seeds=2",
         "--config.train.seeds_per_program=2",
     ]
-    results, counts = compile_counts(
-        lambda: EXPERIMENTS["probe"].run(parse_config(args), str(tmp_path))
-    )
+    results, counts = compile_counts(lambda: runner.run(parse_config(args), str(tmp_path)))
     assert counts["seeds_train_step"] == 1 and counts["train_step"] == 0
     runs = {r["seed"]: r for r in results["runs"]}
     assert all(r["program_seeds"] == [0, 1] for r in runs.values())

@@ -17,7 +17,7 @@ from gpj.configs.invariance import get_config
 from gpj.data import shift
 from gpj.errors import ConfigError
 from gpj.evaluators.shift import shift_eval
-from gpj.experiments import invariance
+from gpj.experiments import invariance, runner
 from gpj.experiments.invariance import COMPARISONS
 from gpj.report import invariance as report_invariance
 
@@ -120,7 +120,7 @@ def test_bad_invariance_configs_are_refused(case):
     section, _, key = path.rpartition(".")
     (config[section] if section else config)[key] = value
     with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace(")", "\\)")):
-        invariance.validate(config)
+        runner.check_fields(config)
 
 
 def test_no_plateau_rule_reads_test_data():
@@ -137,7 +137,7 @@ def test_no_plateau_rule_reads_test_data():
 
 @pytest.mark.parametrize("preset", [None, "tiny", "cifar10", "blurpool"])
 def test_presets_are_valid(preset):
-    invariance.validate(get_config(preset))
+    runner.check_fields(get_config(preset))
 
 
 def test_tiny_invariance_run_end_to_end(tiny_invariance):

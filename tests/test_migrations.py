@@ -1,14 +1,17 @@
 """The one-time rewrites of results/: the per-seed values added to files written before
 `stats.describe` kept them come from the files' own runs, only where n and mean agree; the part
-of each row of an older scorecard is named in the order it was written; both are all in place."""
+of each row of an older scorecard is named in the order it was written; the schema version is
+stamped and nothing else changes; all are in place."""
 
 import json
 import os
+import pathlib
 import shutil
 
 import pytest
 
-from gpj.migrations import row_parts, seed_values
+from gpj import results as results_file
+from gpj.migrations import row_parts, schema, seed_values
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,3 +58,29 @@ def test_every_committed_scorecard_row_names_its_part(tmp_path, capsys):
     assert capsys.readouterr().out == ""
     with open(os.path.join(ROOT, "results", "paper.json")) as f:
         assert all("part" in row for row in json.load(f)["claims"])
+
+
+def test_the_schema_migration_stamps_the_version_and_changes_nothing_else(tmp_path, capsys):
+    """An experiment's file as an older gpj wrote it (no `schema`) becomes, byte for byte, the
+    committed file; a benchmark's file is left alone; a rerun finds nothing to do."""
+    committed = pathlib.Path(ROOT, "results", "paper_probe.json").read_text()
+    older = json.loads(committed)
+    del older["schema"]
+    (tmp_path / "paper_probe.json").write_text(json.dumps(older, indent=1))
+    bench = pathlib.Path(ROOT, "results", "bench_experiment.json").read_text()
+    (tmp_path / "bench_experiment.json").write_text(bench)  # its "experiment" is a benchmark
+    assert schema.main([str(tmp_path)]) == 0
+    assert (tmp_path / "paper_probe.json").read_text() == committed
+    assert (tmp_path / "bench_experiment.json").read_text() == bench
+    assert capsys.readouterr().out == f"{tmp_path}/paper_probe.json: schema 2\n"
+    assert schema.main([str(tmp_path)]) == 0 and capsys.readouterr().out == ""
+
+
+def test_every_committed_result_file_is_of_the_current_schema(tmp_path, capsys):
+    shutil.copytree(os.path.join(ROOT, "results"), tmp_path / "results")
+    assert schema.main([str(tmp_path / "results")]) == 0
+    assert capsys.readouterr().out == ""
+    for path in pathlib.Path(ROOT, "results").glob("**/*.json"):
+        found = json.loads(path.read_text())
+        if isinstance(found.get("experiment"), str):
+            assert results_file.read(str(path))["schema"] == results_file.SCHEMA

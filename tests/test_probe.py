@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import assert_bad_configs_fail_fast, gpj_command
 
-from gpj import driver, kinds
+from gpj import checks, kinds
 from gpj.configs.probe import get_config
 from gpj.errors import ConfigError
-from gpj.experiments import probe
+from gpj.experiments import runner
 
 
 def gpj_main(*args, **kw):
@@ -141,13 +141,13 @@ def test_every_bad_config_fails_fast_with_one_clear_line():
 def check(config):
     """The config's checks and the models' fit to the canvas, without the (tfds) data: images of
     the configured shape stand in for it."""
-    probe.validate(config)
+    runner.check_fields(config)
     d = config.data
     images = SimpleNamespace(
         train_images=np.zeros((1, d.image_size, d.image_size, d.channels)), num_classes=10
     )
     for spec in config.runs:
-        driver.output_shapes(kinds.canvas(config, spec, images))
+        checks.output_shapes(kinds.canvas(config, spec, images))
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_vgg_with_an_inner_shuffle_layer_is_refused():
     config = get_config("vgg16")
     config.model.shuffle_layer = 2
     with pytest.raises(ConfigError, match="model.shuffle_layer=2 needs a ResNet"):
-        probe.validate(config)
+        runner.check_fields(config)
 
 
 def test_a_run_stops_when_its_validation_curve_plateaus(tmp_path):

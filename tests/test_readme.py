@@ -7,7 +7,10 @@ import pathlib
 import re
 
 import pytest
+from test_claims import _depth_probe, _scorecard
 
+from gpj import results as results_file
+from gpj.analysis import claims, sequential
 from gpj.report import readme
 
 NOTE = "run python -m gpj.report.readme"
@@ -138,3 +141,75 @@ def test_no_rendered_interval_leaves_its_metric_range():
     for mean, low, high, signed, where in found:
         assert (-100 if signed else 0) <= low <= mean <= high <= 100, where
     assert any("‡" in where for *_, where in found)  # the clipping shows
+
+
+def test_a_second_run_renders_as_a_stability_column(tmp_path):
+    """README block `first beside other third`: the scorecard with each other run's verdict,
+    stage, CPU and jax version per row, and where every run came from."""
+
+    def paper_results(permutenet_object, cpu):
+        outcome = {"shuffle_layer_4": _depth_probe(permutenet_object)}
+        outcome["shuffle_layer_4"]["environment"]["cpu"] = cpu
+        rows = _scorecard(outcome)
+        return {
+            "experiment": "paper",
+            "config": {"shuffle_layer_4": {"num_seeds": 3}},
+            "parts": {"shuffle_layer_4": "shuffle_layer_4/results.json"},
+            "claims": rows,
+            "design": sequential.operating_characteristics(sequential.Design((3,)), (1,)),
+            "environment": {
+                "argv": ["--config=configs/paper.py"],
+                "device_count": 2,
+                "platform": "cpu",
+                "cpu": cpu,
+                "packages": {"jax": "0.0"},
+            },
+            "wall_time_s": 60.0,
+        }
+
+    (tmp_path / "results").mkdir()
+    for name, accuracy, cpu in (
+        ("first", [0.2, 0.25, 0.22], "CPU A"),
+        ("other", [0.93, 0.9, 0.94], "CPU B"),
+        ("third", [0.2, 0.21, 0.23], "CPU C"),
+    ):
+        results_file.write(paper_results(accuracy, cpu), str(tmp_path / "results" / f"{name}.json"))
+    block = "<!-- results: first beside other third -->\n<!-- /results -->\n"
+    text = readme.render(block, str(tmp_path))
+    assert "**Claim 2: Semantics are largely not channel-order dependent.** Measured:" in text
+    assert "| setting | difference, points [interval] | verdict | in the other runs |" in text
+    row = next(line for line in text.splitlines() if "shuffle layer 4" in line)
+    assert f"**{claims.NOT_SUPPORTED}**" in row and "CPU A, jax 0.0" in row
+    assert f"`other`: {claims.SUPPORTED} (stage 1, CPU B, jax 0.0)" in row
+    assert f"`third`: {claims.NOT_SUPPORTED} (stage 1, CPU C, jax 0.0)" in row
+    assert "At paper scale: `python -m gpj.main --config=configs/probe.py:" in text
+    assert row.index("CPU B") < row.index("CPU C")
+    rule = next(line for line in text.splitlines() if line.startswith("Verdicts by one rule"))
+    assert "Simulated over 1,048,576 studies" in rule and "the scorecard's 1 row, " in rule
+    assert "a part with two open rows 9." in rule  # ≈ 1 − 0.95², each rate ± its MC error
+    assert "earlier fixed-n" not in rule  # one stage: no earlier look to state
+    assert "`other`: *From [`results/other.json`]" in text
+    assert "`third`: *From [`results/third.json`]" in text
+
+
+BAD_PAPER_CONFIGS = {
+    "an unknown part": (
+        ["--config.parts=('probe','shuffle_layer_6')"],
+        "parts entry 'shuffle_layer_6' is not a part; parts are some of: probe,",
+    ),
+    "a repeated part": (["--config.parts=('probe','probe')"], "parts entry 'probe' is repeated"),
+    "a part's field": (
+        ["--config.probe.model.padding=mirror"],
+        "probe.model.padding='mirror' is not valid",
+    ),
+    "stages that do not grow": (
+        ["--config.stages=(3,3)"],
+        "stages=(3, 3) must be increasing seed counts from at least 2",
+    ),
+    "an error rate above one half": (["--config.alpha=0.7"], "alpha=0.7 must be between"),
+    "a negative budget": (["--config.max_minutes=-1.0"], "max_minutes=-1.0 must be between 0.0"),
+    "a part of the wrong experiment": (
+        ["--config.attack.experiment=probe"],
+        "attack.experiment='probe' must be 'attack'",
+    ),
+}

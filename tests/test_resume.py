@@ -17,7 +17,7 @@ import pytest
 
 from gpj.configs.probe import get_config
 from gpj.errors import BudgetReached
-from gpj.experiments import EXPERIMENTS
+from gpj.experiments import runner
 
 COMPARED = ("accuracy", "per_cell_accuracy", "steps", "history")
 
@@ -28,7 +28,7 @@ def probe(workdir, num_seeds: int, deadline=None, **train) -> dict:
     config = get_config("tiny")
     config.update(runs=("gapnet:location",), evals=("every_cell",), num_seeds=num_seeds)
     config.train.update(train)
-    rows = EXPERIMENTS["probe"].run(config, str(workdir), deadline)["runs"]
+    rows = runner.run(config, str(workdir), deadline)["runs"]
     return {r["seed"]: (r, final_checkpoint(workdir / r["run_dir"])) for r in rows}
 
 

@@ -17,7 +17,12 @@ supported when any is not. Every difference of a row, tested or shown beside, ge
 at the row's level.
 """
 
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
 from gpj.analysis import stats
+from gpj.configs.paper import HEADLINE_LAYER, SHUFFLE_LAYERS
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported at this scale", "inconclusive"
 SMALL_DROP = 0.10  # claim 2: "largely not channel-order dependent" = loses < 10 points of accuracy
@@ -253,3 +258,103 @@ def region_specific_attack(attack: dict) -> dict:
         ),
         "boundary": 0.0,
     }
+
+
+class Row(NamedTuple):
+    """One scorecard row: a claim, the part whose results decide it, in what setting, how."""
+
+    claim: int
+    part: str
+    setting: str
+    decide: Callable[[dict], dict]
+
+
+def _depth_setting(layer: int) -> str:
+    return (
+        f"zero padding, shuffle layer {layer} (before ResNet stage {layer}): the layers after it "
+        "can read the channel-summed map"
+    )
+
+
+ROWS = (  # in scorecard order
+    Row(1, "probe", "zero padding: tests the claim", channel_wise_position),
+    Row(
+        1,
+        "probe_circular",
+        "circular padding: no border, so no channel-order advantage is predicted (equivalence)",
+        no_border_no_advantage,
+    ),
+    Row(
+        2,
+        "probe",
+        f"zero padding, shuffle after GAP (layer {HEADLINE_LAYER}, the paper's headline and "
+        "the official code's default): PermuteNet can read only the channel sum",
+        order_free_semantics,
+    ),
+    Row(
+        2,
+        "probe_circular",
+        f"circular padding, shuffle after GAP (layer {HEADLINE_LAYER}): no border cue; only "
+        "the channel sum",
+        order_free_semantics,
+    ),
+    *(
+        Row(2, name, _depth_setting(layer), order_free_semantics)
+        for name, layer in SHUFFLE_LAYERS.items()
+    ),
+    Row(
+        3,
+        "invariance",
+        "against the plain baseline: the paper's claim",
+        functools.partial(augshift_invariance, control="baseline"),
+    ),
+    Row(
+        3,
+        "invariance",
+        "against the two-view control (λ = 0): the consistency loss's own share",
+        functools.partial(augshift_invariance, control="two_view"),
+    ),
+    Row(4, "attack", "position-needed task, control B", position_channels_needed),
+    Row(5, "attack", "calibration ranking, control C", region_specific_attack),
+)
+COMMANDS = {  # the paper-scale command of each part (GPU/TPU; the data prepared once)
+    "probe": "python -m gpj.main --config=configs/probe.py:cifar10,controls "
+    "--config.data.data_dir=~/tensorflow_datasets",
+    "invariance": "python -m gpj.main --config=configs/invariance.py:cifar10 "
+    "--config.data.data_dir=~/tensorflow_datasets",
+    "probe_circular": "python -m gpj.main --config=configs/probe.py:cifar10,controls,circular "
+    "--config.data.data_dir=~/tensorflow_datasets",
+    "attack": "python -m gpj.main --config=configs/attack.py:cityscapes",
+    **{
+        name: "python -m gpj.main --config=configs/probe.py:cifar10,shuffle_depth "
+        f"--config.model.shuffle_layer={layer} --config.data.data_dir=~/tensorflow_datasets"
+        for name, layer in SHUFFLE_LAYERS.items()
+    },
+}
+
+
+def scorecard(outcome: dict, judged: dict, open_rows: list) -> list:
+    """One row per claim and setting whose part ran: what was measured, the differences, the
+    verdict with its stage and n (a row still open at a budget stop says so), the CPU and jax
+    version of its part's run, and the paper-scale command."""
+    rows = []
+    for i, row in enumerate(ROWS):
+        if i not in judged:
+            continue
+        environment = outcome[row.part]["environment"]
+        found = {"claim": row.claim, "part": row.part, "setting": row.setting, **judged[i]}
+        found["command"] = COMMANDS[row.part]
+        if i in open_rows:  # stopped at the budget before its next stage
+            found["verdict"] = "open"
+        found.update(cpu=environment["cpu"], jax=environment["packages"]["jax"])
+        rows.append(found)
+    return rows
+
+
+def shuffle_depth(outcome: dict) -> list:
+    """The shuffle-depth table's rows (`by_shuffle_depth`) of the shuffle parts that ran, the
+    `probe` part giving the last row (layer 5)."""
+    layers = {**SHUFFLE_LAYERS, "probe": HEADLINE_LAYER}
+    return by_shuffle_depth(
+        {layer: outcome[name] for name, layer in layers.items() if name in outcome}
+    )

@@ -7,7 +7,6 @@ other benchmarks do not apply. Wall time is the child's, start to exit; peak mem
 child's largest resident set (VmHWM, Linux).
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import tempfile
 import time
 
 import gpj
+from gpj import results as results_file
 
 CONFIG = os.path.join("configs", "probe.py")
 GOAL_WALL_S = 300
@@ -32,8 +32,7 @@ def run_job(root: str, argv: list) -> tuple[float, int, dict]:
         if code != 0:
             tail = "\n".join(err.strip().splitlines()[-10:])
             sys.exit(f"error: the probe job failed (exit {code}):\n{tail}")
-        with open(os.path.join(workdir, "results.json")) as f:
-            return wall_s, peak_kib, json.load(f)
+        return wall_s, peak_kib, results_file.read(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -48,6 +48,11 @@ SHUFFLE_PARTS = tuple(SHUFFLE_LAYERS)
 HEADLINE_LAYER = 5  # the probe parts' shuffle layer: after GAP, the official code's default
 # The layer-5 parts first: their PermuteNets are the longest runs and the headline rows.
 PARTS = ("probe", "probe_circular", *SHUFFLE_PARTS, "invariance", "attack")
+PART_EXPERIMENTS = {  # the experiment each part must be, for its claims
+    **dict.fromkeys(("probe", "probe_circular", *SHUFFLE_PARTS), "probe"),
+    "invariance": "invariance",
+    "attack": "attack",
+}
 STAGES = (3, 6, 10)  # seeds per part at each stage (cumulative)
 # The probe part's claim-2 pair, then claim 1's pair, train first.
 PROBE_FIRST = ("permutenet:object", "fixedperm:object", "gapnet:location", "permutenet:location")

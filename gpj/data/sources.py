@@ -240,3 +240,15 @@ def from_config(data) -> ImageDataset:
         split_seed=data.split_seed,
         val_fraction=data.val_fraction,
     )
+
+
+def summary(dataset, **extra) -> dict:
+    """What a results file records of a dataset (any with train and test labels): its name, split
+    sizes and class count, and `extra`."""
+    return {
+        "name": dataset.name,
+        "num_train": len(dataset.train_labels),
+        "num_test": len(dataset.test_labels),
+        "num_classes": dataset.num_classes,
+        **extra,
+    }

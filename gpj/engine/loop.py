@@ -99,16 +99,10 @@ def fit(
             run.stopped = stop is not None and eval_every > 0 and stop(run.history)
         waiting = [run.start for run in runs if not run.stopped and run.start < num_steps]
         first = min(waiting, default=num_steps)
-        template = runs[0].state
-        plain = seed_mesh is None  # one seed, unstacked: the state has no seed axis
-        stacked = template if plain else stack_states([run.state for run in runs], seeds, seed_mesh)
-        # Host values with a leading seed axis, whichever the program.
-        local = (lambda x: local_value(x)[None]) if plain else local_value
-
-        def seed_state(k, host):
-            """Seed k's replicated one-seed state: the live one, or unstacked from `host`."""
-            return stacked if plain else _unstack(template, host, k, mesh)
-
+        if seed_mesh is None:
+            program = _OneSeed(runs, train_step, mesh)
+        else:
+            program = _Stacked(runs, train_step, seeds, mesh, seed_mesh)
         bar = tqdm.tqdm(
             total=num_steps,
             initial=first,
@@ -122,23 +116,7 @@ def fit(
             active = [not run.stopped and run.start <= step for run in runs]
             if not any(active):
                 break
-            if plain:
-                stacked, metrics = train_step(
-                    stacked, shard_batch(runs[0].lane.batch_fn(step), mesh)
-                )
-            else:
-                batch = _stacked_batch(
-                    [run.lane.batch_fn(step) for run, on in zip(runs, active) if on], seeds, active
-                )
-                mask = np.asarray(active + [False] * (seeds - len(runs)))
-                stacked, metrics = train_step(
-                    stacked,
-                    shard_seeds_batch(batch, seed_mesh),
-                    jax.make_array_from_callback(
-                        mask.shape, seeds_sharding(seed_mesh), mask.__getitem__
-                    ),
-                )
-            pending.append((metrics, active))
+            pending.append((program.step(step, active), active))
             done = step + 1
             bar.update(1)
             check = eval_every > 0 and (done % eval_every == 0 or done == num_steps)
@@ -146,34 +124,26 @@ def fit(
             save = done % checkpoint_every == 0 or done == num_steps or late
             if not (save or check or done % log_every == 0):
                 continue
-            values = [(jax.tree.map(local, m), on) for m, on in pending]
+            values = [(program.host(m), on) for m, on in pending]
             pending = []
-            host = jax.tree.map(local, stacked.checkpoint_items()) if save or check else None
+            host = program.host(program.state.checkpoint_items()) if save or check else None
             for k, run in enumerate(runs):
                 if not active[k]:
                     continue
                 record = _summarise([m for m, on in values if on[k]], k, done, run.manager)
                 if check and evaluate is not None:
-                    one = seed_state(k, host)
-                    record.update({key: float(v) for key, v in evaluate(one).items()})
+                    curves = evaluate(program.seed_state(k, host))
+                    record.update({key: float(v) for key, v in curves.items()})
                 run.stopped = check and stop is not None and stop([*run.history, record])
-                run.history.append(record)
-                if is_main:
-                    _log(record, run.lane.run_dir, run.writer, bar)
+                run.log(record, bar)
                 if save or run.stopped:
-                    items = jax.tree.map(operator.itemgetter(k), host)
-                    run.manager.save(done, args=ocp.args.StandardSave(items))
-                    if len(runs) > 1:
-                        # One seed's save at a time: with several processes, two managers'
-                        # saves in flight at once can wait on each other's barriers for ever.
-                        run.manager.wait_until_finished()
+                    run.save(done, jax.tree.map(operator.itemgetter(k), host), alone=len(runs) == 1)
             if late:
                 raise BudgetReached(f"the time budget ran out at step {done} of {num_steps}")
         if first < num_steps:  # the trained seeds' final states, unstacked
-            host = None if plain else jax.tree.map(local, stacked.checkpoint_items())
-            for k, run in enumerate(runs):
-                if run.start < num_steps:
-                    run.state = seed_state(k, host)
+            trained = [k for k, run in enumerate(runs) if run.start < num_steps]
+            for k, state in zip(trained, program.seed_states(trained)):
+                runs[k].state = state
     finally:
         if bar is not None:
             bar.close()
@@ -198,11 +168,95 @@ class _Run:
         if is_main:
             self.writer = _summary_writer(os.path.join(lane.run_dir, "tensorboard"))
 
+    def log(self, record, bar):
+        """Appends `record` to the history and, on process 0, to metrics.jsonl, TensorBoard, the
+        progress bar and the log."""
+        self.history.append(record)
+        if self.writer is not None:
+            _log(record, self.lane.run_dir, self.writer, bar)
+
+    def save(self, step, items, alone):
+        """Checkpoints `items` (host arrays) as `step`."""
+        self.manager.save(step, args=ocp.args.StandardSave(items))
+        if not alone:
+            # One seed's save at a time: with several processes, two managers' saves in
+            # flight at once can wait on each other's barriers for ever.
+            self.manager.wait_until_finished()
+
     def close(self):
         self.manager.wait_until_finished()
         self.manager.close()
         if self.writer is not None:
             self.writer.close()
+
+
+class _OneSeed:
+    """The plain program of one seed, its state replicated on `mesh` (no seed axis); what `fit`
+    asks of a program's shape, as `_Stacked`: `state`, `step`, `host`, `seed_state`,
+    `seed_states`. Host values get a leading seed axis of one, as the stacked program's have."""
+
+    def __init__(self, runs, train_step, mesh):
+        (self.run,) = runs
+        self.train_step, self.mesh, self.state = train_step, mesh, self.run.state
+
+    def step(self, step, active):
+        """Trains the seed at `step`; its metrics on the device."""
+        batch = shard_batch(self.run.lane.batch_fn(step), self.mesh)
+        self.state, metrics = self.train_step(self.state, batch)
+        return metrics
+
+    @staticmethod
+    def host(tree):
+        """A tree of the program's device values as numpy, with a leading seed axis."""
+        return jax.tree.map(lambda x: local_value(x)[None], tree)
+
+    def seed_state(self, k, host):
+        """Seed `k`'s replicated one-seed state: the live one (`host` is not needed)."""
+        return self.state
+
+    def seed_states(self, ks):
+        return [self.state for _ in ks]
+
+
+class _Stacked:
+    """The program of `seeds` seeds stacked on a leading axis split on `seed_mesh`'s `seeds`,
+    the lanes first and idle copies of the first lane after them (see `_OneSeed`)."""
+
+    def __init__(self, runs, train_step, seeds, mesh, seed_mesh):
+        self.runs, self.train_step, self.seeds = runs, train_step, seeds
+        self.mesh, self.seed_mesh, self.template = mesh, seed_mesh, runs[0].state
+        self.state = stack_states([run.state for run in runs], seeds, seed_mesh)
+
+    def step(self, step, active):
+        """Trains the `active` lanes at `step`, the others keeping their states; the metrics of
+        every seed on the device."""
+        batch = _stacked_batch(
+            [run.lane.batch_fn(step) for run, on in zip(self.runs, active) if on],
+            self.seeds,
+            active,
+        )
+        mask = np.asarray(active + [False] * (self.seeds - len(self.runs)))
+        self.state, metrics = self.train_step(
+            self.state,
+            shard_seeds_batch(batch, self.seed_mesh),
+            jax.make_array_from_callback(
+                mask.shape, seeds_sharding(self.seed_mesh), mask.__getitem__
+            ),
+        )
+        return metrics
+
+    @staticmethod
+    def host(tree):
+        return jax.tree.map(local_value, tree)
+
+    def seed_state(self, k, host):
+        """Seed `k` of `host` (the host copy of `state.checkpoint_items()`), replicated."""
+        return _unstack(self.template, host, k, self.mesh)
+
+    def seed_states(self, ks):
+        """Seeds `ks`' replicated one-seed states, from one host copy of the stacked state."""
+        host = self.host(self.state.checkpoint_items())
+        return [self.seed_state(k, host) for k in ks]
 
 
 def stack_states(states, seeds, seed_mesh):

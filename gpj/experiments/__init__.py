@@ -1,10 +1,9 @@
-"""Experiments by name: each module's `declare(config)` gives its run kinds (after checking the
-config) and `run(config, workdir)` trains, evaluates and reports them through `gpj.driver`."""
+"""Experiments by name: the probe, invariance and attack experiments run through one runner
+(`gpj.experiments.runner`); the paper runs them as its parts."""
 
-from gpj import driver, engine
-from gpj.experiments import attack, invariance, paper, probe
+from gpj.experiments import paper, runner
 
-EXPERIMENTS = {"probe": probe, "invariance": invariance, "attack": attack, "paper": paper}
+EXPERIMENTS = {**runner.EXPERIMENTS, "paper": paper}
 
 
 def batch_sizes(config) -> tuple:
@@ -14,13 +13,25 @@ def batch_sizes(config) -> tuple:
     return tuple(b for c in configs for b in (c.train.batch_size, c.eval.batch_size) if b)
 
 
-def check(config) -> list:
+def _owner(config):
+    return paper if config.experiment == "paper" else runner
+
+
+def check(config):
     """Every check a run of `config` makes before any training (the config's fields, the data,
     the models' shapes, the evaluators' settings); returns the declared kinds.
 
     Raises:
       GpjError: one line naming the field and what would be valid.
     """
-    declared = EXPERIMENTS[config.experiment].declare(config)
-    driver.check(declared, engine.make_mesh())
-    return declared
+    return _owner(config).check(config)
+
+
+def check_fields(config) -> None:
+    """Every field's check, before any data is read (a paper config: its parts' too)."""
+    _owner(config).check_fields(config)
+
+
+def run(config, workdir: str) -> dict:
+    """Runs `config`'s experiment in `workdir`; returns its results."""
+    return _owner(config).run(config, workdir)

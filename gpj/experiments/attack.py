@@ -6,11 +6,7 @@ Segmentation: a DeepLabv3-style model trained on canvases of scattered digits or
 `attack` evaluator (`gpj.evaluators.attack`) ranks and ablates the channels of each.
 """
 
-import time
-
-import jax
-
-from gpj import driver, engine, kinds, models, report, tasks
+from gpj import checks, kinds, models, tasks
 from gpj.analysis import attack
 from gpj.data import cityscapes, sources
 from gpj.errors import ConfigError
@@ -21,10 +17,11 @@ SEGMENTATION_DATASETS = ("digits", "cityscapes")
 RANK_ON = ("calibration", "test")
 
 
-def validate(config) -> None:
-    """Cheap checks of every field, before any data is read or compiled."""
-    driver.check_common(config)
-    driver.require_evals(config, ("attack",))
+EVALS = ("attack",)  # what the report shows
+
+
+def check(config) -> None:
+    """Cheap checks of the attack's own fields, before any data is read or compiled."""
     check_choice(config, "model.name", models.RESNET_NAMES)
     check_choice(config, "model.output_stride", models.OUTPUT_STRIDES)
     for path in ("model.aspp_features", "segmentation.canvas_size", "segmentation.num_train"):
@@ -77,7 +74,7 @@ def validate(config) -> None:
             "nothing to attack: segmentation.enabled is False and classifier.tasks is empty"
         )
     if config.classifier.probe_workdir and config.classifier.tasks:
-        driver.finished_config(config.classifier.probe_workdir, "classifier.probe_workdir", "probe")
+        checks.check_finished(config.classifier.probe_workdir, "classifier.probe_workdir", "probe")
     if config.segmentation.enabled and config.segmentation.init_workdir and config.model.init_from:
         raise ConfigError(
             "set one of segmentation.init_workdir (an earlier attack's trained model) and "
@@ -88,7 +85,6 @@ def validate(config) -> None:
 def declare(config) -> list:
     """The run kinds: the segmentation model (unless disabled) and the GAPNets of
     `classifier.tasks`."""
-    validate(config)
     declared = kinds.segmentation(config) if config.segmentation.enabled else []
     return declared + _classifier_kinds(config)
 
@@ -99,31 +95,17 @@ def derived(runs: list) -> dict:
     return {"summary": attack.summarise(runs), "effects": attack.effects(runs)}
 
 
-def run(config, workdir: str, deadline: float | None = None) -> dict:
-    """Attacks the segmentation model and the GAPNet classifiers; writes results and report."""
-    declared = declare(config)
-    started = time.time()
-    runs = driver.run(declared, workdir, engine.make_mesh(), deadline)
-    extra = {}
+def fields(config, declared: list) -> dict:
+    """The classifiers' data and, with segmentation, the segmentation data."""
+    found = {"dataset": sources.summary(declared[-1].data)}
     if config.segmentation.enabled:
         data = declared[0].data
-        extra["segmentation_data"] = driver.dataset_summary(
+        found["segmentation_data"] = sources.summary(
             data, image_shape=list(data.train_images.shape[1:]), ignore_label=data.ignore_label
         )
         if getattr(data, "seeded_calibration", None):  # control C's split, drawn per seed
-            extra["segmentation_data"]["symmetric_calibration"] = "per seed, half on each side"
-    results = driver.results(
-        config,
-        "attack",
-        runs=runs,
-        **derived(runs),
-        started=started,
-        dataset=driver.dataset_summary(declared[-1].data),
-        **extra,
-    )
-    if jax.process_index() == 0:
-        report.write(results, workdir)
-    return results
+            found["segmentation_data"]["symmetric_calibration"] = "per seed, half on each side"
+    return found
 
 
 def _classifier_kinds(config) -> list:
@@ -132,7 +114,7 @@ def _classifier_kinds(config) -> list:
     c = config.classifier
     if c.probe_workdir:
         field = "classifier.probe_workdir"
-        probe_config = driver.finished_config(c.probe_workdir, field, "probe")
+        probe_config = checks.check_finished(c.probe_workdir, field, "probe")
         where = {"earlier": c.probe_workdir, "earlier_field": field}
         missing = [t for t in c.tasks if f"gapnet:{t}" not in probe_config.runs]
         if missing:

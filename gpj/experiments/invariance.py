@@ -7,11 +7,8 @@ shift accuracy and consistency, and the linear position probe) measure every tra
 """
 
 import dataclasses
-import time
 
-import jax
-
-from gpj import driver, engine, kinds, models, report, tasks
+from gpj import kinds, models, tasks
 from gpj.analysis import stats
 from gpj.data import shift, sources
 from gpj.errors import ConfigError
@@ -40,9 +37,11 @@ METRICS = ("centred_accuracy", "shifted_accuracy", "consistency", "position_prob
 COMPARISONS = (("augshift", "two_view"), ("augshift", "baseline"), ("two_view", "baseline"))
 
 
-def validate(config) -> None:
-    driver.check_common(config)
-    driver.require_evals(config, ("shift", "position_probe"))
+EVALS = ("shift", "position_probe")  # what the report shows
+
+
+def check(config) -> None:
+    """Cheap checks of the invariance experiment's own fields."""
     check_choice(config, "shift.mode", shift.SHIFT_MODES)
     check_choice(config, "shift.pad_mode", ("zero", "reflect"))
     check_range(config, "shift.max_shift", 1, 10_000)
@@ -96,7 +95,6 @@ def kind(config, name: str, dataset) -> kinds.Kind:
 
 def declare(config) -> list:
     """The run kinds: one per variant, on the images of `config.data`."""
-    validate(config)
     dataset = sources.from_config(config.data)
     return [kind(config, name, dataset) for name in config.variants]
 
@@ -116,24 +114,11 @@ def derived(runs: list) -> dict:
     return {"summary": summary, "comparisons": comparisons}
 
 
-def run(config, workdir: str, deadline: float | None = None) -> dict:
-    """Trains and evaluates every variant and seed; writes results.json, report.md, figures."""
-    declared = declare(config)
-    started = time.time()
-    runs = driver.run(declared, workdir, engine.make_mesh(), deadline)
+def fields(config, declared: list) -> dict:
+    """The images' data, the evaluated shifts and the chance accuracy."""
     dataset = declared[0].data
-    results = driver.results(
-        config,
-        "invariance",
-        runs=runs,
-        **derived(runs),
-        started=started,
-        dataset=driver.dataset_summary(
-            dataset, input=list(declared[0].task.input_shape(dataset)[1:])
-        ),
-        shift_grid=shift.shift_grid(config.shift.max_shift, config.eval.shift_step).tolist(),
-        chance={"object": 1.0 / dataset.num_classes},
-    )
-    if jax.process_index() == 0:
-        report.write(results, workdir)
-    return results
+    return {
+        "dataset": sources.summary(dataset, input=list(declared[0].task.input_shape(dataset)[1:])),
+        "shift_grid": shift.shift_grid(config.shift.max_shift, config.eval.shift_step).tolist(),
+        "chance": {"object": 1.0 / dataset.num_classes},
+    }

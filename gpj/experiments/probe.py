@@ -7,21 +7,17 @@ Evaluators (`config.evals`, default: every-cell accuracy and the GAPNets' positi
 measure every trained run.
 """
 
-import time
-
-import jax
-
-from gpj import driver, engine, kinds, report
+from gpj import kinds
 from gpj.analysis import stats
 from gpj.data import sources
 from gpj.errors import ConfigError
 from gpj.validation import check_positive, check_range
 
+EVALS = ("every_cell",)  # what the report shows
 
-def validate(config) -> None:
-    """Cheap checks of every field, before any data is read or compiled."""
-    driver.check_common(config)
-    driver.require_evals(config, ("every_cell",))
+
+def check(config) -> None:
+    """Cheap checks of the probe's own fields, before any data is read or compiled."""
     check_range(config, "model.shuffle_layer", 1, 5)
     check_range(config, "model.blur_filter", 0, 5)
     if config.model.name.startswith("vgg") and config.model.shuffle_layer != 5:
@@ -47,7 +43,6 @@ def validate(config) -> None:
 
 def declare(config) -> list:
     """The run kinds: one per `runs` entry (head:task), on the canvases of `config.data`."""
-    validate(config)
     dataset = sources.from_config(config.data)
     return [kinds.canvas(config, spec, dataset) for spec in config.runs]
 
@@ -57,24 +52,11 @@ def derived(runs: list) -> dict:
     return {"summary": stats.summarise(runs, ("head", "task"), ("accuracy",))}
 
 
-def run(config, workdir: str, deadline: float | None = None) -> dict:
-    """Trains and evaluates every run and seed; writes results.json, report.md, figures."""
-    declared = declare(config)
-    started = time.time()
-    runs = driver.run(declared, workdir, engine.make_mesh(), deadline)
+def fields(config, declared: list) -> dict:
+    """The canvases' data and each task's chance accuracy."""
     dataset = declared[0].data
-    grid = config.data.grid_size
-    results = driver.results(
-        config,
-        "probe",
-        runs=runs,
-        **derived(runs),
-        started=started,
-        dataset=driver.dataset_summary(
-            dataset, canvas=list(declared[0].task.input_shape(dataset)[1:])
-        ),
-        chance={"location": 1.0 / grid**2, "object": 1.0 / dataset.num_classes},
-    )
-    if jax.process_index() == 0:
-        report.write(results, workdir)
-    return results
+    canvas = list(declared[0].task.input_shape(dataset)[1:])
+    return {
+        "dataset": sources.summary(dataset, canvas=canvas),
+        "chance": {"location": 1.0 / config.data.grid_size**2, "object": 1.0 / dataset.num_classes},
+    }

@@ -3,7 +3,7 @@ written before it, from the files' own runs, without changing any stored number:
 
   python -m gpj.migrations.seed_values results   # run once over results/; the files are committed
 
-An experiment's summaries are recomputed from its runs (`paper.at_seeds` with all its seeds); a
+An experiment's summaries are recomputed from its runs (`runner.at_seeds` with all its seeds); a
 paper scorecard's claim rows and shuffle-depth rows are recomputed from its parts' result files
 (`<part>/results.json` beside it, or `paper_<part>.json` as results/ keeps them). A summary takes
 the fresh values only where the fresh one has the same n and mean as the stored one, so a part
@@ -16,7 +16,8 @@ import math
 import os
 import sys
 
-from gpj.experiments import paper
+from gpj.analysis import claims
+from gpj.experiments import runner
 from gpj.report import paper as report_paper
 from gpj.report.common import write_json
 
@@ -44,14 +45,14 @@ def _scorecard(path: str, results: dict) -> int:
     filled = 0
     for row in results["claims"]:
         n = max(d["n"] for d in row["differences"].values())
-        for claim, name, _, decision in paper.ROWS:
+        for claim, name, _, decision in claims.ROWS:
             if (claim, name) == (row["claim"], row["part"]) and name in parts:
-                fresh = decision(paper.at_seeds(parts[name], n))
+                fresh = decision(runner.at_seeds(parts[name], n))
                 filled += add_values(row["differences"], fresh["differences"])
     if results.get("shuffle_depth") and parts:
         seeds = {name: len(part["seeds"]) for name, part in parts.items()}
-        outcome = {name: paper.at_seeds(part, seeds[name]) for name, part in parts.items()}
-        filled += add_values(results["shuffle_depth"], paper.shuffle_depth(outcome))
+        outcome = {name: runner.at_seeds(part, seeds[name]) for name, part in parts.items()}
+        filled += add_values(results["shuffle_depth"], claims.shuffle_depth(outcome))
     return filled
 
 
@@ -62,7 +63,7 @@ def migrate(path: str) -> int:
     if results.get("experiment") == "paper":
         filled = _scorecard(path, results)
     elif "runs" in results and "seeds" in results:
-        fresh = paper.at_seeds(results, len(results["seeds"]))
+        fresh = runner.at_seeds(results, len(results["seeds"]))
         filled = add_values(results, fresh)
     else:
         return 0

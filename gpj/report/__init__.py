@@ -2,8 +2,8 @@
 
 import os
 
+from gpj import results as results_file
 from gpj.report import attack, invariance, paper, probe
-from gpj.report.common import write_json
 
 RENDERERS = {"probe": probe, "invariance": invariance, "attack": attack, "paper": paper}
 
@@ -22,7 +22,7 @@ def table(results: dict) -> str:
 def write(results: dict, workdir: str) -> None:
     """Writes results.json, report.md and figures into the workdir."""
     renderer = RENDERERS[results["experiment"]]
-    write_json(results, os.path.join(workdir, "results.json"))
+    results_file.write(results, os.path.join(workdir, results_file.FILE))
     text = renderer.markdown(results, renderer.figures(results, workdir))
     with open(path(results, workdir), "w") as f:
         f.write(text)

@@ -28,6 +28,7 @@ import sys
 import tempfile
 
 from gpj import report
+from gpj import results as results_file
 from gpj.report.common import figure_links, vector_twin
 
 # results/<committed figure>: (the result file it is drawn from, the figure its renderer writes)
@@ -77,8 +78,7 @@ CAPTION_LINE = re.compile(r"^(\*.*\* )?\(\[vector: [^\]]*\]\([^)]*\.svg\)\)$")
 
 
 def load(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    return results_file.read(path)
 
 
 def draw(results: dict, workdir: str, parts: str) -> list:

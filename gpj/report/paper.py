@@ -1,11 +1,11 @@
 """The paper experiment's report: the claims scorecard (`scorecard.md`), linking each part's report."""
 
-import json
 import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from gpj import results as results_file
 from gpj.analysis.claims import EQUIVALENCE_MARGIN, INCONCLUSIVE, SMALL_DROP
 from gpj.report.common import (
     BOUNDS_NOTE,
@@ -357,8 +357,7 @@ def part_files(results, folder: str) -> dict:
         for candidate in (relative, f"paper_{name}.json"):
             path = os.path.join(folder, candidate)
             if os.path.isfile(path):
-                with open(path) as f:
-                    found[name] = json.load(f)
+                found[name] = results_file.read(path)
                 break
     return found
 

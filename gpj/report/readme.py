@@ -34,6 +34,7 @@ import textwrap
 import tokenize
 
 from gpj import report
+from gpj import results as results_file
 from gpj.report import figures
 from gpj.report.common import markdown_table, metrics_table, vector_twin
 
@@ -69,11 +70,21 @@ def source_line(name: str, results: dict, root: str = ROOT) -> str:
     )
 
 
-def _load(name: str, file: str, root: str) -> dict:
+def _path(name: str, file: str, root: str) -> str:
     path = os.path.join(root, "results", file)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"README block {name!r} needs {path}, which does not exist")
-    with open(path) as f:
+    return path
+
+
+def _load(name: str, file: str, root: str) -> dict:
+    """An experiment's results file of results/ (`gpj.results`)."""
+    return results_file.read(_path(name, file, root))
+
+
+def _load_json(name: str, file: str, root: str) -> dict:
+    """Another file of results/: a benchmark's, the captions."""
+    with open(_path(name, file, root)) as f:
         return json.load(f)
 
 
@@ -106,7 +117,7 @@ def caption_block(figure: str, root: str = ROOT) -> str:
     """The caption of the committed figure `results/FIGURE` (a PNG), as its renderer wrote it
     (`results/captions.json`, by `python -m gpj.report.figures`), in italics, and a link to its
     vector twin."""
-    captions = _load(figure, figures.CAPTIONS, root)
+    captions = _load_json(figure, figures.CAPTIONS, root)
     if figure not in captions:
         raise FileNotFoundError(
             f"results/{figures.CAPTIONS} has no caption of {figure!r} (python -m "
@@ -119,7 +130,7 @@ def caption_block(figure: str, root: str = ROOT) -> str:
 def bench_block(name: str, root: str = ROOT) -> str:
     """The tables of `results/bench_NAME.json`, one per benchmark in it, with the command and the
     machine it ran on (which the tables then leave out)."""
-    results = _load(name, f"bench_{name}.json", root)
+    results = _load_json(name, f"bench_{name}.json", root)
     where = ", ".join(sorted({f"{m['cpu']}, jax {m['jax']}" for m in results.values()}))
     return (
         f"{metrics_table(results, leave_out=('cpu', 'jax'))}\n\n*From [`results/bench_{name}.json`]"
@@ -324,7 +335,7 @@ def ratios_block(name: str, root: str = ROOT) -> str:
         if name not in ("bench", bench):
             continue
         if bench not in files:
-            files[bench] = _load(name, f"bench_{bench}.json", root)[bench]
+            files[bench] = _load_json(name, f"bench_{bench}.json", root)[bench]
         measured = files[bench].get(metric)
         if isinstance(measured, bool) or not isinstance(measured, int | float):
             raise KeyError(f"results/bench_{bench}.json has no number {metric!r}")
