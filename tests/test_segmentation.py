@@ -26,13 +26,18 @@ def _framed_digits(count):
     return images, labels
 
 
-def _canvases(key=0, images=None, labels=None, **kwargs):
+def _canvases(key=0, images=None, labels=None, left_fraction=0.5, threshold=0.5, **layout):
     if images is None:
         images, labels = _framed_digits(7)
     # One shape for most tests, so that they share one compilation.
-    args = {"num_canvases": 600, "canvas_size": S, "digits_per_canvas": 1, "left_fraction": 0.5}
+    args = {"num_canvases": 600, "canvas_size": S, "digits_per_canvas": 1}
     canvases, masks = segmentation.digit_canvases(
-        jax.random.PRNGKey(key), images, labels, **(args | kwargs)
+        jax.random.PRNGKey(key),
+        images,
+        labels,
+        segmentation.Layout(**(args | layout)),
+        left_fraction=left_fraction,
+        threshold=threshold,
     )
     return np.asarray(canvases), np.asarray(masks)
 

@@ -88,22 +88,74 @@ class SegmentationData:
     seeded_calibration: dict = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where `digit_canvases` puts digits and how it labels them: its static settings, one
+    hashable value (one compiled program per layout).
+
+    Attributes:
+      num_canvases: N, canvases to draw.
+      canvas_size: S, canvas height (and width unless `canvas_width`).
+      digits_per_canvas: digits on each canvas.
+      label_radius: dilation of each digit's ink for its label mask, in pixels.
+      canvas_width: W, canvas width (0: S, square).
+      dead_zone: None (the centre rule), or the width of the midline band no digit enters.
+      mirror_digits: flip each digit left-right with probability 1/2.
+      side_labels: label right digits apart from left ones (+ NUM_DIGITS).
+      exact_sides: an exact count of left digits instead of independent draws.
+    """
+
+    num_canvases: int
+    canvas_size: int
+    digits_per_canvas: int
+    label_radius: int = 0
+    canvas_width: int = 0
+    dead_zone: int | None = None
+    mirror_digits: bool = False
+    side_labels: bool = False
+    exact_sides: bool = False
+
+    @property
+    def width(self) -> int:
+        return self.canvas_width or self.canvas_size
+
+    def check(self, h: int, w: int, left_fraction: float) -> None:
+        """Raises ValueError if a setting is out of range for h x w digits at `left_fraction`."""
+        width = self.width
+        if self.num_canvases < 1:
+            raise ValueError(f"num_canvases must be at least 1, got {self.num_canvases}")
+        if self.canvas_size < max(h, w):
+            raise ValueError(
+                f"canvas_size must be at least the digit size {max(h, w)}, got {self.canvas_size}"
+            )
+        if self.digits_per_canvas < 1:
+            raise ValueError(f"digits_per_canvas must be at least 1, got {self.digits_per_canvas}")
+        if not 0 <= left_fraction <= 1:
+            raise ValueError(f"left_fraction must lie in [0, 1], got {left_fraction}")
+        if self.label_radius < 0:
+            raise ValueError(f"label_radius must be at least 0, got {self.label_radius}")
+        if width < w:
+            raise ValueError(f"canvas_width must be at least the digit width {w}, got {width}")
+        if self.dead_zone is None and left_fraction > 0 and width == w:
+            raise ValueError(
+                f"canvas_size must exceed the digit width {w} when left_fraction > 0 (no column "
+                f"puts a digit's centre in the left half), got {self.canvas_size}"
+            )
+        if self.dead_zone is not None and (self.dead_zone < 0 or (width - self.dead_zone) // 2 < w):
+            raise ValueError(
+                f"dead_zone={self.dead_zone} leaves no room for a {w}-pixel-wide digit in each "
+                f"half of a {width}-pixel-wide canvas; use 0 <= dead_zone <= {width - 2 * w}"
+            )
+
+
 def digit_canvases(
     key: jax.Array,
     images: jax.Array,
     labels: jax.Array,
+    layout: Layout,
     *,
-    num_canvases: int,
-    canvas_size: int,
-    digits_per_canvas: int,
     left_fraction: float,
     threshold: float = 0.5,
-    label_radius: int = 0,
-    canvas_width: int = 0,
-    dead_zone: int | None = None,
-    mirror_digits: bool = False,
-    side_labels: bool = False,
-    exact_sides: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """Scatters random digits over zero canvases and labels every pixel; deterministic in `key`.
 
@@ -111,32 +163,25 @@ def digit_canvases(
     [0, canvas_size − h]; it goes left with probability `left_fraction` (with `exact_sides`: the
     N × digits_per_canvas digits are a random ordering of round(left_fraction × their number)
     left ones and right ones), and its top-left column is then uniform over the columns c whose
-    digit centre c + w/2 lies in that half (< W/2 for left, ≥ for right; W = canvas_width). With a `dead_zone` the columns are instead
-    those that put the whole digit in its half, at least dead_zone / 2 from the midline:
-    c + w ≤ (W − dead_zone) // 2 on the left, c ≥ ⌈(W + dead_zone) / 2⌉ on the right. With
-    `mirror_digits` each digit is flipped left-right with probability 1/2; with `side_labels` a
-    right digit's label is its class + 1 + NUM_DIGITS. Digits are combined by the pixel-wise maximum of
-    their ink. For the labels only, each digit's ink (mean over channels) is first dilated by a
-    max filter of side 2 * label_radius + 1, so that a digit labels its strokes and their
-    surroundings (a blob, as objects are at the scale of a segmentation network's output stride).
-    At each pixel the digit with the most (dilated) ink wins, ties going to the digit drawn first;
-    the pixel's label is that digit's class + 1 if its ink exceeds `threshold`, else 0.
+    digit centre c + w/2 lies in that half (< W/2 for left, ≥ for right; W = canvas_width). With
+    a `dead_zone` the columns are instead those that put the whole digit in its half, at least
+    dead_zone / 2 from the midline: c + w ≤ (W − dead_zone) // 2 on the left,
+    c ≥ ⌈(W + dead_zone) / 2⌉ on the right. With `mirror_digits` each digit is flipped
+    left-right with probability 1/2; with `side_labels` a right digit's label is its class + 1 +
+    NUM_DIGITS. Digits are combined by the pixel-wise maximum of their ink. For the labels only,
+    each digit's ink (mean over channels) is first dilated by a max filter of side
+    2 * label_radius + 1, so that a digit labels its strokes and their surroundings (a blob, as
+    objects are at the scale of a segmentation network's output stride). At each pixel the digit
+    with the most (dilated) ink wins, ties going to the digit drawn first; the pixel's label is
+    that digit's class + 1 if its ink exceeds `threshold`, else 0.
 
     Args:
       key: a `jax.random` key.
       images: (M, h, w, C) digits with ink in [0, 1] (not normalised).
       labels: (M,) integer classes of the digits.
-      num_canvases: N, canvases to draw; static.
-      canvas_size: S, canvas height and width; static.
-      digits_per_canvas: digits on each canvas; static.
+      layout: the canvases' static settings (`Layout`).
       left_fraction: probability that a digit lies in the left half, in [0, 1].
       threshold: ink above which a pixel belongs to its digit.
-      label_radius: dilation of each digit's ink for its label mask, in pixels; static.
-      canvas_width: W, canvas width (0: S, square); static.
-      dead_zone: None (the centre rule), or the width of the midline band no digit enters; static.
-      mirror_digits: flip each digit left-right with probability 1/2; static.
-      side_labels: label right digits apart from left ones (+ NUM_DIGITS); static.
-      exact_sides: an exact count of left digits instead of independent draws; static.
 
     Returns:
       (N, S, W, C) float32 canvases in [0, 1] and (N, S, W) int32 masks in [0, max label + 1]
@@ -146,109 +191,44 @@ def digit_canvases(
       ValueError: if an argument is out of range or the canvas has no column for a digit's side.
     """
     _, h, w, _ = images.shape
-    width = canvas_width or canvas_size
-    if num_canvases < 1:
-        raise ValueError(f"num_canvases must be at least 1, got {num_canvases}")
-    if canvas_size < max(h, w):
-        raise ValueError(
-            f"canvas_size must be at least the digit size {max(h, w)}, got {canvas_size}"
-        )
-    if digits_per_canvas < 1:
-        raise ValueError(f"digits_per_canvas must be at least 1, got {digits_per_canvas}")
-    if not 0 <= left_fraction <= 1:
-        raise ValueError(f"left_fraction must lie in [0, 1], got {left_fraction}")
-    if label_radius < 0:
-        raise ValueError(f"label_radius must be at least 0, got {label_radius}")
-    if width < w:
-        raise ValueError(f"canvas_width must be at least the digit width {w}, got {width}")
-    if dead_zone is None and left_fraction > 0 and width == w:
-        raise ValueError(
-            f"canvas_size must exceed the digit width {w} when left_fraction > 0 (no column puts "
-            f"a digit's centre in the left half), got {canvas_size}"
-        )
-    if dead_zone is not None and (dead_zone < 0 or (width - dead_zone) // 2 < w):
-        raise ValueError(
-            f"dead_zone={dead_zone} leaves no room for a {w}-pixel-wide digit in each half of a "
-            f"{width}-pixel-wide canvas; use 0 <= dead_zone <= {width - 2 * w}"
-        )
-    return _digit_canvases(
-        key,
-        jnp.asarray(images, jnp.float32),
-        jnp.asarray(labels, jnp.int32),
-        left_fraction,
-        threshold,
-        num_canvases=num_canvases,
-        canvas_size=canvas_size,
-        digits_per_canvas=digits_per_canvas,
-        label_radius=label_radius,
-        width=width,
-        dead_zone=dead_zone,
-        mirror_digits=mirror_digits,
-        side_labels=side_labels,
-        exact_sides=exact_sides,
-    )
+    layout.check(h, w, left_fraction)
+    images, labels = jnp.asarray(images, jnp.float32), jnp.asarray(labels, jnp.int32)
+    return _digit_canvases(key, images, labels, left_fraction, threshold, layout)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=(
-        "num_canvases",
-        "canvas_size",
-        "digits_per_canvas",
-        "label_radius",
-        "width",
-        "dead_zone",
-        "mirror_digits",
-        "side_labels",
-        "exact_sides",
-    ),
-)
-def _digit_canvases(
-    key,
-    images,
-    labels,
-    left_fraction,
-    threshold,
-    *,
-    num_canvases,
-    canvas_size,
-    digits_per_canvas,
-    label_radius,
-    width,
-    dead_zone,
-    mirror_digits,
-    side_labels,
-    exact_sides,
-):
+@functools.partial(jax.jit, static_argnames="layout")
+def _digit_canvases(key, images, labels, left_fraction, threshold, layout):
     """`digit_canvases` after the argument checks; see there."""
     _, h, w, _ = images.shape
-    shape = (num_canvases, digits_per_canvas)
+    size, width = layout.canvas_size, layout.width
+    shape = (layout.num_canvases, layout.digits_per_canvas)
     key_index, key_row, key_side, key_col = jax.random.split(key, 4)
     index = jax.random.randint(key_index, shape, 0, images.shape[0])
-    rows = jax.random.randint(key_row, shape, 0, canvas_size - h + 1)
-    if exact_sides:
-        order = jnp.arange(num_canvases * digits_per_canvas)
+    rows = jax.random.randint(key_row, shape, 0, size - h + 1)
+    if layout.exact_sides:
+        order = jnp.arange(shape[0] * shape[1])
         lefts = jnp.round(left_fraction * order.size)
         left = jax.random.permutation(key_side, order < lefts).reshape(shape)
     else:
         left = jax.random.bernoulli(key_side, left_fraction, shape)
-    if dead_zone is None:
+    if layout.dead_zone is None:
         # Column c puts the centre c + w/2 left of W/2 iff 2c + w < W, i.e. c < (W − w + 1) // 2.
         left_end = right_start = (width - w + 1) // 2
     else:
-        left_end, right_start = (width - dead_zone) // 2 - w + 1, (width + dead_zone + 1) // 2
+        zone = layout.dead_zone
+        left_end, right_start = (width - zone) // 2 - w + 1, (width + zone + 1) // 2
     low = jnp.where(left, 0, right_start)
     high = jnp.where(left, left_end, width - w + 1)
     cols = jax.random.randint(key_col, shape, low, high)
     corners = jnp.stack([rows, cols], axis=-1)
-    mirrored = jax.random.bernoulli(jax.random.fold_in(key, 4), 0.5 * mirror_digits, shape)
-    classes = labels[index] + jnp.where(left | (not side_labels), 0, NUM_DIGITS)
+    mirrored = jax.random.bernoulli(jax.random.fold_in(key, 4), 0.5 * layout.mirror_digits, shape)
+    classes = labels[index] + jnp.where(left | (not layout.side_labels), 0, NUM_DIGITS)
 
     def compose(drawn):
         index, corners, mirrored, classes = drawn  # (D,), (D, 2), (D,), (D,) of one canvas
         digits = jnp.where(mirrored[:, None, None, None], images[index][:, :, ::-1], images[index])
-        layers = canvas.paste_at(digits, corners, (canvas_size, width))
-        side = 2 * label_radius + 1
+        layers = canvas.paste_at(digits, corners, (size, width))
+        side = 2 * layout.label_radius + 1
         ink = jax.lax.reduce_window(
             layers.mean(axis=-1), -jnp.inf, jax.lax.max, (1, side, side), (1, 1, 1), "SAME"
         )
@@ -285,7 +265,7 @@ def make_splits(
       left_fraction: probability that a train or test digit lies in the left half, in [0, 1].
       calibration: {name: (canvases, left_fraction)}: sets drawn from the train digits, with
         their own layout and `exact_sides`, that rank channels apart from the test split.
-      **canvas: `digit_canvases`' canvas_size and digits_per_canvas, and optionally threshold,
+      **canvas: the `Layout`'s canvas_size and digits_per_canvas, and optionally its
         label_radius, canvas_width, dead_zone, mirror_digits and side_labels.
 
     Returns:
@@ -323,15 +303,9 @@ def _draw(dataset, key, name, count, left_fraction, canvas) -> tuple[np.ndarray,
     digits, and a calibration set (neither train nor test) with `exact_sides`."""
     digits = "test" if name == "test" else "train"
     ink = np.clip(getattr(dataset, f"{digits}_images") * dataset.std + dataset.mean, 0, 1)
-    images, masks = digit_canvases(
-        key,
-        ink,
-        getattr(dataset, f"{digits}_labels"),
-        num_canvases=count,
-        left_fraction=left_fraction,
-        exact_sides=name not in ("train", "test"),
-        **canvas,
-    )
+    layout = Layout(num_canvases=count, exact_sides=name not in ("train", "test"), **canvas)
+    labels = getattr(dataset, f"{digits}_labels")
+    images, masks = digit_canvases(key, ink, labels, layout, left_fraction=left_fraction)
     return np.asarray(images) / dataset.std, np.asarray(masks)
 
 
