@@ -135,10 +135,10 @@ def _fit(kind, program, group, workdir, mesh, deadline):
     c, data = kind.config, kind.data
     t = c.train
     eval_every = t.eval_every_epochs * kind.steps_per_epoch
-    head = slice(t.curve_images)
-    curves = {"test": _Head(data.test_images[head], data.test_labels[head])}
+    first = slice(t.curve_images)
+    curves = {"test": _CurveImages(data.test_images[first], data.test_labels[first])}
     if getattr(data, "val_images", None) is not None:  # canvas data with a validation split
-        curves["val"] = _Head(data.val_images, data.val_labels)
+        curves["val"] = _CurveImages(data.val_images, data.val_labels)
     plateau, stop = None, None
     if t.stop_on_plateau:
         if t.plateau_on == "train_loss":
@@ -196,8 +196,8 @@ def _curves(metric, curves: dict, state) -> dict:
     """The curve metric on each held-out split: {"<split>_<metric>": value}."""
     return {
         f"{split}_{key}": value
-        for split, head in curves.items()
-        for key, value in metric.measure(state, head, None).items()
+        for split, images in curves.items()
+        for key, value in metric.measure(state, images, None).items()
     }
 
 
@@ -209,7 +209,7 @@ def _batch(data, batch_size, seed, step) -> dict:
     return {"image": data.train_images[idx], "label": data.train_labels[idx]}
 
 
-class _Head(NamedTuple):
+class _CurveImages(NamedTuple):
     """Held-out images a curve is measured on (the metric reads them as `test_*`)."""
 
     test_images: np.ndarray

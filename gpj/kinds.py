@@ -13,9 +13,8 @@ from gpj.data import batches, cityscapes, sources
 from gpj.data import segmentation as segmentation_data
 from gpj.errors import ConfigError
 
-HEADS = ("gapnet", "permutenet", "fixedperm", "sum")
 PERMUTED_HEADS = ("permutenet", "fixedperm")  # the heads that take `model.shuffle_layer`
-CANVAS_RUNS = tuple(f"{h}:{t}" for h in HEADS for t in tasks.TARGETS)
+CANVAS_RUNS = tuple(f"{h}:{t}" for h in models.PROBE_HEADS for t in tasks.TARGETS)
 
 
 @dataclasses.dataclass(frozen=True)

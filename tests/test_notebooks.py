@@ -17,7 +17,7 @@ from conftest import parse_config
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from gpj import colab, kinds, tasks
+from gpj import colab, kinds, models, tasks
 from gpj.configs import attack as attack_config
 from gpj.configs import invariance as invariance_config
 from gpj.configs import probe as probe_config
@@ -347,7 +347,14 @@ def test_failed_run_raises_with_the_command_line_error(tmp_path, monkeypatch):
 # The prose: what the markdown cells say about the config must be what the config holds.
 CONFIGS = {"probe": probe_config, "invariance": invariance_config, "attack": attack_config}
 # Every name of a run kind that gpj knows; a notebook may name only those its config runs.
-KIND_NAMES = {*kinds.HEADS, *tasks.TARGETS, *kinds.DESIGNS, "baseline", "two_view", "augshift"}
+KIND_NAMES = {
+    *models.PROBE_HEADS,
+    *tasks.TARGETS,
+    *kinds.DESIGNS,
+    "baseline",
+    "two_view",
+    "augshift",
+}
 KIND_NAMES |= {"blurpool", "augshift_blurpool"}
 # Bare names in code spans that are neither config nor notebook names.
 OTHER_NAMES = {"Repository", "parameters", "tfds"}

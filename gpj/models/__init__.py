@@ -5,9 +5,11 @@ from gpj.models.conv import PADDINGS
 from gpj.models.initialisers import INITS, PARAMS_INIT
 from gpj.models.registry import (
     BLUR_FILTERS,
+    HEAD_NAMES,
     HEADS,
     MODEL_NAMES,
     OUTPUT_STRIDES,
+    PROBE_HEADS,
     RESNET_NAMES,
     STEMS,
     build_model,
@@ -18,11 +20,13 @@ from gpj.models.registry import (
 __all__ = [
     "BLUR_FILTERS",
     "HEADS",
+    "HEAD_NAMES",
     "INITS",
     "MODEL_NAMES",
     "OUTPUT_STRIDES",
     "PADDINGS",
     "PARAMS_INIT",
+    "PROBE_HEADS",
     "RESNET_NAMES",
     "STEMS",
     "build_model",

@@ -19,7 +19,15 @@ _RESNETS = {
 _VGGS = {"vgg11": VGG11, "vgg16": VGG16}
 RESNET_NAMES = tuple(_RESNETS)  # the backbones DeepLabv3 takes
 MODEL_NAMES = (*_RESNETS, *_VGGS)
-HEADS = ("gapnet", "permutenet", "fixedperm", "sum", "linear")
+HEAD_NAMES = {  # every head, by its name in tables and figures
+    "gapnet": "GAPNet",
+    "permutenet": "PermuteNet",
+    "fixedperm": "fixed permutation",
+    "sum": "channel sum",
+    "linear": "linear",
+}
+HEADS = tuple(HEAD_NAMES)
+PROBE_HEADS = HEADS[:4]  # the canvas probe's heads; `linear` is the invariance models'
 SHUFFLE_LAYERS = (1, 2, 3, 4, 5)
 BLUR_FILTERS = (0, *FILTER_SIZES)
 OUTPUT_STRIDES = (8, 16)

@@ -3,6 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
+from gpj.models import HEAD_NAMES
 from gpj.report.common import (
     curves_figure,
     document,
@@ -15,13 +16,6 @@ from gpj.report.common import (
     styled,
 )
 from gpj.report.scores import score_table, tuning_maps_figure
-
-HEAD_NAMES = {
-    "gapnet": "GAPNet",
-    "permutenet": "PermuteNet",
-    "fixedperm": "fixed permutation",
-    "sum": "channel sum",
-}
 
 
 def table(results: dict) -> str:
