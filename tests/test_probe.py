@@ -135,9 +135,6 @@ def test_every_bad_config_fails_fast_with_one_clear_line():
     assert_bad_configs_fail_fast("configs/probe.py:tiny", BAD_CONFIGS)
 
 
-# Each kind of mistake once through the command line itself: one `error:` line, exit code 1.
-
-
 def check(config):
     """The config's checks and the models' fit to the canvas, without the (tfds) data: images of
     the configured shape stand in for it."""

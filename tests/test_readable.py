@@ -2,6 +2,7 @@
 
 import functools
 import json
+import math
 from types import SimpleNamespace
 
 import jax
@@ -142,5 +143,6 @@ def test_tiny_permutenet_run_reports_what_its_shuffle_layer_leaves_readable(shar
     assert run["readable_statistic"] == "channel-summed map"
     # resnet10 with the paper stem on 24x24 canvases: stage 1's output map is 12x12.
     assert run["readable_features"] == 12 * 12
-    assert run["readable_r2"] <= 1.0
-    assert 0.0 <= run["readable_agreement"] <= 1.0 and 0.0 <= run["readable_accuracy"] <= 1.0
+    # The scores themselves are checked against numpy above; here: each is a number (a read-out
+    # of constant logits, or features the ridge cannot fit, would give NaN).
+    assert all(math.isfinite(run[f"readable_{k}"]) for k in ("r2", "agreement", "accuracy"))
