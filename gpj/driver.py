@@ -80,17 +80,12 @@ class _Program:
 
     def train_step(self, seeds: int):
         """(the train program for `seeds` stacked seeds, its seed mesh): the seeds split over as
-        many of each process's devices as divide their count, each seed's batch over the rest;
-        for one seed the plain train step (and no seed mesh)."""
-        if seeds in self._train_steps:
-            return self._train_steps[seeds]
-        if seeds == 1:  # no seed axis to stack or split
-            program = (engine.compile_train_step(self.objective, self.mesh), None)
-        else:
+        many of each process's devices as divide their count, each seed's batch over the rest."""
+        if seeds not in self._train_steps:
             seed_mesh = engine.seed_mesh(self.mesh, math.gcd(seeds, jax.local_device_count()))
             program = (engine.compile_seeds_train_step(self.objective, seed_mesh), seed_mesh)
-        self._train_steps[seeds] = program
-        return program
+            self._train_steps[seeds] = program
+        return self._train_steps[seeds]
 
 
 def _start(kind, program, seed, workdir) -> dict:

@@ -16,7 +16,7 @@ from gpj.experiments import runner
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 # gpj's own programs (the rest are JAX's and orbax's small helpers).
 PROGRAMS = (
-    *("_init_state", "train_step", "seeds_train_step", "every_cell_eval", "sweep_step"),
+    *("_init_state", "seeds_train_step", "every_cell_eval", "sweep_step"),
     "shift_eval",
     *("latents_at", "region_eval", "<lambda>"),
 )
@@ -67,7 +67,7 @@ def test_each_program_compiles_once_per_run_kind(experiment, tmp_path, request):
     # Every kind's train step and init compiled exactly once, although each served two seeds;
     # no program compiled more often than there are kinds.
     ours = {name: n for name, n in counts.items() if name in PROGRAMS}
-    assert ours["train_step"] == len(trained) and ours["_init_state"] == kinds, ours
+    assert ours["seeds_train_step"] == len(trained) and ours["_init_state"] == kinds, ours
     # A segmentation kind's mIoU program compiles twice: without an ablation (the test curve)
     # and with one (the attacks).
     segmentation = sum(r.get("model", "").startswith("segmentation") for r in results["runs"]) // 2

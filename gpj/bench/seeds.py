@@ -1,5 +1,6 @@
 """`seeds`: S seeds of the default probe model trained side by side in one program, against the
-same seeds one after another.
+same seeds one after another; and one seed in the stacked program (a seed axis of one) against
+the plain one-seed program, the two shapes of `engine.fit`.
 
 The default main job's GAPNet (ResNet-18 at width 0.25, paper stem) on the location task: 16x16
 digits pasted on a 3x3 grid (48x48 canvases), batch 48 per seed, Adam. One after another, S seeds
@@ -23,8 +24,9 @@ GRID_SIZE = 3
 ROUND_S = 2.0
 
 
-def _side(seeds: int):
-    """A function of no arguments running one train step of `seeds` seeds, and its images."""
+def _side(seeds: int, stacked: bool = True):
+    """A function of no arguments running one train step of `seeds` seeds (one seed: the plain
+    program unless `stacked`), and its images."""
     model = models.build_model(
         "resnet18", num_classes=GRID_SIZE**2, width=0.25, stem="paper", head="gapnet"
     )
@@ -39,7 +41,7 @@ def _side(seeds: int):
         "image": rng.random((seeds, BATCH_SIZE, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32),
         "label": np.zeros((seeds, BATCH_SIZE), np.int32),
     }
-    if seeds == 1:
+    if seeds == 1 and not stacked:
         step = engine.compile_train_step(objective, mesh)
         holder = {"state": init(0)}
         one = engine.shard_batch({k: v[0] for k, v in batch.items()}, mesh)
@@ -63,12 +65,16 @@ def _side(seeds: int):
 
 
 def run(repeats: int) -> dict:
-    rates = interleaved_rates({f"S={s}": _side(s) for s in SEEDS}, repeats, min_round_s=ROUND_S)
+    sides = {f"S={s}": _side(s, stacked=s > 1) for s in SEEDS}
+    sides["S=1 stacked"] = _side(1)
+    rates = interleaved_rates(sides, repeats, min_round_s=ROUND_S)
     one = rates["S=1"]
     out = {}
     for s in SEEDS:
         out[f"images_per_s_S{s}"] = rates[f"S={s}"]
         out[f"speedup_vs_one_after_another_S{s}"] = rates[f"S={s}"] / one
+    out["images_per_s_S1_stacked"] = rates["S=1 stacked"]
+    out["stacked_vs_plain_S1"] = rates["S=1 stacked"] / one
     return {
         **out,
         "repeats": repeats,

@@ -73,9 +73,9 @@ def train(**overrides) -> ml_collections.ConfigDict:
     c.stop_on_plateau = False
     # Seeds trained side by side in one compiled program: the seed axis split over the devices,
     # vmapped within each device's share. A seed's numbers do not depend on it beyond float
-    # summation order. 1 keeps the plain one-seed program. On a GPU or TPU use more
-    # (docs/performance.md); on 2 CPU cores 1 is the fastest (2 ran 0.95-1.00x per step, steady
-    # state).
+    # summation order. 1: one seed per program (a seed axis of one). On a GPU or TPU use more
+    # (docs/performance.md); on 2 CPU cores stacking gains nothing (2 ran 0.95-1.04x per step,
+    # steady state, four runs).
     c.seeds_per_program = 1
     c.plateau_patience = 2  # train_loss plateau: the last windows that must all fail to gain
     c.plateau_min_delta = 0.01  # train_loss plateau: the gain (nats) a window needs

@@ -21,7 +21,6 @@ from gpj.engine.parallel import (
     local_value,
     replicated,
     seeds_sharding,
-    shard_batch,
     shard_seeds_batch,
 )
 from gpj.errors import BudgetReached, CheckpointError, TrainingDiverged
@@ -66,13 +65,12 @@ def fit(
 
     Args:
       lanes: `Lane`s, at most `seeds` of them; the program's other seeds are idle copies.
-      train_step: `steps.compile_seeds_train_step` for `seeds` seeds on `seed_mesh`, or with one
-        seed and no seed mesh the plain `steps.compile_train_step`.
+      train_step: `steps.compile_seeds_train_step` for `seeds` seeds on `seed_mesh` (one seed
+        too: with a seed axis of one it ran as fast as the plain step, `gpj.bench`'s `seeds`).
       seeds: the seed count the program was compiled for.
       num_steps: total number of steps of every run.
       mesh: the one-axis mesh of the lanes' replicated states (what `evaluate` gets).
-      seed_mesh: the (`seeds`, `data`) mesh of the stacked program (`parallel.seed_mesh`), or
-        None for the plain program of one seed.
+      seed_mesh: the (`seeds`, `data`) mesh of the stacked program (`parallel.seed_mesh`).
       log_every, checkpoint_every, keep_checkpoints: cadences and retention, per lane.
       desc: label for the progress bar.
       evaluate: one seed's state -> {name: value} of curves on held-out data (e.g.
@@ -99,10 +97,7 @@ def fit(
             run.stopped = stop is not None and eval_every > 0 and stop(run.history)
         waiting = [run.start for run in runs if not run.stopped and run.start < num_steps]
         first = min(waiting, default=num_steps)
-        if seed_mesh is None:
-            program = _OneSeed(runs, train_step, mesh)
-        else:
-            program = _Stacked(runs, train_step, seeds, mesh, seed_mesh)
+        program = _Stacked(runs, train_step, seeds, mesh, seed_mesh)
         bar = tqdm.tqdm(
             total=num_steps,
             initial=first,
@@ -190,37 +185,9 @@ class _Run:
             self.writer.close()
 
 
-class _OneSeed:
-    """The plain program of one seed, its state replicated on `mesh` (no seed axis); what `fit`
-    asks of a program's shape, as `_Stacked`: `state`, `step`, `host`, `seed_state`,
-    `seed_states`. Host values get a leading seed axis of one, as the stacked program's have."""
-
-    def __init__(self, runs, train_step, mesh):
-        (self.run,) = runs
-        self.train_step, self.mesh, self.state = train_step, mesh, self.run.state
-
-    def step(self, step, active):
-        """Trains the seed at `step`; its metrics on the device."""
-        batch = shard_batch(self.run.lane.batch_fn(step), self.mesh)
-        self.state, metrics = self.train_step(self.state, batch)
-        return metrics
-
-    @staticmethod
-    def host(tree):
-        """A tree of the program's device values as numpy, with a leading seed axis."""
-        return jax.tree.map(lambda x: local_value(x)[None], tree)
-
-    def seed_state(self, k, host):
-        """Seed `k`'s replicated one-seed state: the live one (`host` is not needed)."""
-        return self.state
-
-    def seed_states(self, ks):
-        return [self.state for _ in ks]
-
-
 class _Stacked:
     """The program of `seeds` seeds stacked on a leading axis split on `seed_mesh`'s `seeds`,
-    the lanes first and idle copies of the first lane after them (see `_OneSeed`)."""
+    the lanes first and idle copies of the first lane after them."""
 
     def __init__(self, runs, train_step, seeds, mesh, seed_mesh):
         self.runs, self.train_step, self.seeds = runs, train_step, seeds
@@ -247,6 +214,7 @@ class _Stacked:
 
     @staticmethod
     def host(tree):
+        """A tree of the program's device values as numpy, seed axis first."""
         return jax.tree.map(local_value, tree)
 
     def seed_state(self, k, host):

@@ -308,6 +308,9 @@ seeds          speedup_vs_one_after_another_S4
                                            -      ×    the same, 4 seeds
 seeds          speedup_vs_one_after_another_S8
                                            -      ×    the same, 8 seeds
+seeds          stacked_vs_plain_S1         -      ×    images/s: one seed in the stacked program
+                                                       (what `engine.fit` runs) ÷ the plain
+                                                       one-seed step
 experiment     ratio_vs_torch              >=1    ×    the main job's training: PyTorch's time
                                                        ÷ gpj's, programs loaded from the cache
                                                        (warm)
