@@ -69,7 +69,7 @@ def check_shared(config) -> None:
             "train.plateau_on='val_accuracy' needs a validation split: set data.val_fraction, "
             "e.g. 0.2"
         )
-    evaluators.check_names(config.evals)
+    evaluators.check(config)
     store.check_config(config)
 
 
@@ -77,10 +77,11 @@ def check_evals(config, names) -> None:
     """`config.evals` must hold the evaluators whose results the experiment's report shows."""
     missing = [name for name in names if name not in config.evals]
     if missing:
+        wanted = {name: {} for name in (*names, *(e for e in config.evals if e not in names))}
         raise ConfigError(
-            f"evals={tuple(config.evals)!r} lacks {', '.join(map(repr, missing))}, which the "
-            f"{config.experiment} report needs; add to the defaults, e.g. "
-            f"evals={(*names, *(e for e in config.evals if e not in names))!r}"
+            f"evals lacks {', '.join(map(repr, missing))}, which the {config.experiment} report "
+            f"needs (it has {', '.join(config.evals) or 'none'}); e.g. "
+            f'--config.evals="{wanted!r}"'
         )
 
 

@@ -6,6 +6,14 @@ import os
 import re
 
 CONFIGS = ("probe", "invariance", "attack", "paper")  # gpj/configs/<name>.py, run by name
+MOVED = {  # fields an older gpj had -> where they are now (evaluator settings, issue 32)
+    "attack": "evals.attack",
+    "eval.shift_step": "evals.shift.step",
+    "eval.consistency_pairs": "evals.shift.consistency_pairs",
+    "eval.consistency_seed": "evals.shift.consistency_seed",
+    "eval.probe_grid": "evals.position_probe.grid",
+    "eval.probe_seed": "evals.position_probe.seed",
+}
 PACKAGE_CONFIGS = os.path.join(os.path.dirname(__file__), "configs")
 
 
@@ -50,6 +58,20 @@ def argv_flag(argv, name: str) -> str:
     return next((a for a in argv if a.split("=")[0] == name), name)
 
 
+def old_evals(argv: list) -> str | None:
+    """The one-line error for an override that gives `evals` as a list of names, as an older gpj
+    took it, or None."""
+    for arg in argv:
+        flag, _, value = arg.partition("=")
+        if re.fullmatch(r"--config\.(\w+\.)?evals", flag) and value.strip()[:1] in "([":
+            names = re.findall(r"\w+", value)
+            return (
+                f"{flag} is now a map of evaluator names to their settings (empty: the "
+                f'defaults): {flag}="{ {name: {} for name in names}!r}"'
+            )
+    return None
+
+
 def one_line(error: Exception, argv: list) -> str:
     """A config file's or override's failure as one line: a mistyped field names the override
     and ml_collections' suggestion; anything else the config file and the cause."""
@@ -63,6 +85,8 @@ def one_line(error: Exception, argv: list) -> str:
         if a.startswith("--config.") and key in a.split("=")[0].split(".")
     ]
     if isinstance(error, (AttributeError, KeyError)) and bad:  # an override names no field
+        if moved := moved_field(bad[0]):
+            return f"{bad[0]} is now {moved} (evaluator settings sit under evals.<name>)"
         suggestion = re.search(r'Did you mean "([^"]+)"', text)
         hint = (
             f"; did you mean {suggestion[1]!r}?"
@@ -71,3 +95,18 @@ def one_line(error: Exception, argv: list) -> str:
         )
         return f"{bad[0]}: the config has no field {key!r}{hint}"
     return f"{argv_flag(argv, '--config')}: {type(error).__name__}: {error}"
+
+
+def moved_field(flag: str) -> str | None:
+    """The new spelling of an override `--config.<path>` that names a field `MOVED` (the last
+    place in the path where an old field starts: a paper part's `attack.attack.fill` is
+    `attack.evals.attack.fill`), or None."""
+    path = flag.removeprefix("--config.")
+    keys = path.split(".")
+    for start in reversed(range(len(keys))):
+        for old, new in MOVED.items():
+            n = old.count(".") + 1
+            after_evals = start and keys[start - 1] == "evals"  # already the new spelling
+            if ".".join(keys[start : start + n]) == old and not after_evals:
+                return "--config." + ".".join([*keys[:start], new, *keys[start + n :]])
+    return None

@@ -29,13 +29,12 @@ class Kind:
       data: the dataset (train/test images and labels, `num_classes`).
       task: a `gpj.tasks` task (objective, input shape).
       model: the linen model.
-      evals: names of the evaluators that measure each trained run (`gpj.evaluators`).
+      evals: the evaluators that measure each trained run, name -> settings (`gpj.evaluators`).
       folder: the runs' folder relative to the workdir (default: `name`).
       earlier: a finished earlier workdir (holding `<folder>/seed<seed>`, or one run folder
         holding `checkpoints/`) whose weights are loaded instead of training.
       earlier_field: the config field that named `earlier`, for messages.
       fingerprint: settings beyond the config's model, data and optim that identify a run.
-      settings: the experiment's config, which the evaluators read (default: `config`).
     """
 
     name: str
@@ -44,12 +43,11 @@ class Kind:
     data: Any
     task: Any
     model: Any
-    evals: tuple = ()
+    evals: Any = dataclasses.field(default_factory=dict)
     folder: str = ""
     earlier: str = ""
     earlier_field: str = ""
     fingerprint: dict = dataclasses.field(default_factory=dict)
-    settings: Any = None
 
     @property
     def seeds(self) -> list:
@@ -91,7 +89,7 @@ def canvas(config, spec: str, dataset, **fields) -> Kind:
         "model": models.from_config(
             config.model, num_classes=task.num_classes(dataset), head=head, **shuffle
         ),
-        "evals": tuple(config.evals),
+        "evals": config.evals,
         "fingerprint": {"head": head, "task": target},
     }
     return Kind(**(declared | fields))
@@ -159,7 +157,7 @@ def _segmentation_kind(config, name, data, task) -> Kind:
         data=data,
         task=task,
         model=models.from_config(config.model, num_classes=data.num_classes, head="deeplab"),
-        evals=tuple(config.evals),
+        evals=config.evals,
         earlier=s.init_workdir,
         earlier_field="segmentation.init_workdir",
         fingerprint={

@@ -91,7 +91,7 @@ def parse_flags(argv):
         flags.Error
     ) as e:  # a config file that fails to load embeds its traceback: keep the cause
         lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-        message = (
+        message = command_line.old_evals(argv) or (
             lines[0]
             if len(lines) == 1
             else f"{command_line.argv_flag(argv, '--config')}: {lines[-1]}"
@@ -107,7 +107,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     import jax  # after flag parsing: keeps --help fast
 
-    from gpj import experiments, report
+    from gpj import evaluators, experiments, report
     from gpj.engine import compilation_cache, cpu_devices, distributed
     from gpj.experiments import EXPERIMENTS, batch_sizes
 
@@ -125,13 +125,14 @@ def main(argv):
             file=sys.stderr,
         )
         sys.exit(1)
-    if _PRINT_CONFIG.value:
-        print(config)
-        return
     cache = _COMPILATION_CACHE.value
     workdir, created = None, None
-    compilation_cache.enable(compilation_cache.default_dir() if cache is None else cache)
     try:
+        config = evaluators.complete(config)  # each evaluator's settings, defaults filled in
+        if _PRINT_CONFIG.value:
+            print(config)
+            return
+        compilation_cache.enable(compilation_cache.default_dir() if cache is None else cache)
         distributed.initialize(
             _COORDINATOR.value,
             _NUM_PROCESSES.value,

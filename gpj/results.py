@@ -7,6 +7,8 @@ line naming the migration that brings a file written by an older gpj up to date
 Schema versions:
   1: no `schema` field (before issue 32).
   2: `schema` stamped by `write`.
+  3: the config's `evals` maps each evaluator to its settings (`attack.*` and the shift and
+     position-probe fields of `eval.*` moved there).
 """
 
 import json
@@ -14,7 +16,7 @@ import os
 
 from gpj.errors import GpjError
 
-SCHEMA = 2
+SCHEMA = 3
 FILE = "results.json"  # in a workdir
 
 

@@ -1,4 +1,5 @@
-"""Config checks that fail fast with one line naming the field and what is valid."""
+"""Config checks that fail fast with one line naming the field and what is valid. `where` is
+the dotted path of `config` itself in the full config (e.g. "evals.attack."), for messages."""
 
 from collections.abc import Iterable
 
@@ -13,22 +14,22 @@ def field(config, path: str):
     return value
 
 
-def check_choice(config, path: str, allowed: Iterable) -> None:
+def check_choice(config, path: str, allowed: Iterable, where: str = "") -> None:
     allowed = tuple(allowed)
     if field(config, path) not in allowed:
         raise ConfigError(
-            f"{path}={field(config, path)!r} is not valid; choose one of: "
+            f"{where}{path}={field(config, path)!r} is not valid; choose one of: "
             f"{', '.join(map(str, allowed))}"
         )
 
 
-def check_positive(config, path: str) -> None:
+def check_positive(config, path: str, where: str = "") -> None:
     value = field(config, path)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"{path}={value!r} must be a positive number")
+        raise ConfigError(f"{where}{path}={value!r} must be a positive number")
 
 
-def check_range(config, path: str, low, high) -> None:
+def check_range(config, path: str, low, high, where: str = "") -> None:
     value = field(config, path)
     if not low <= value <= high:
-        raise ConfigError(f"{path}={value!r} must be between {low} and {high}")
+        raise ConfigError(f"{where}{path}={value!r} must be between {low} and {high}")

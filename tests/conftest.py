@@ -103,9 +103,12 @@ def pytest_xdist_auto_num_workers(config):
 
 def parse_config(args):
     """The config `gpj.main` would run for these arguments (`--config=FILE[:presets]` and
-    `--config.field=value` overrides), parsed by ml_collections' own flag parser, in-process."""
+    `--config.field=value` overrides), parsed by ml_collections' own flag parser, in-process,
+    each evaluator's settings completed as `gpj.main` completes them."""
     from absl import flags
     from ml_collections import config_flags
+
+    from gpj import evaluators
 
     argv = ["gpj", *(a.replace("--config=", f"--config={ROOT}/", 1) for a in args)]
     values = flags.FlagValues()
@@ -113,7 +116,7 @@ def parse_config(args):
         "config", None, "", flag_values=values, lock_config=True, sys_argv=argv
     )
     values(argv)
-    return values.config
+    return evaluators.complete(values.config)
 
 
 def assert_bad_configs_fail_fast(config: str, cases: dict) -> None:

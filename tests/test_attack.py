@@ -217,10 +217,21 @@ def test_attack_loads_a_trained_model_or_trains_a_probe_and_reproduces(tiny_atta
 
 
 BAD_CONFIGS = {
-    "sizes": (["--config.attack.num_channels=()"], "attack.num_channels=() must be positive"),
-    "fill": (["--config.attack.fill=median"], "attack.fill='median' is not valid"),
+    "sizes": (
+        ["--config.evals.attack.num_channels=()"],
+        "evals.attack.num_channels=() must be positive",
+    ),
+    "fill": (["--config.evals.attack.fill=median"], "evals.attack.fill='median' is not valid"),
+    "draws": (
+        ["--config.evals.attack.num_random=0"],
+        "evals.attack.num_random=0 must be a positive number",
+    ),
+    "setting": (
+        ["--config.evals={'attack': {'channels': 4}}"],
+        "evals.attack.channels is not a setting of the attack evaluator; its settings: ",
+    ),
     "more channels than the model has": (
-        ["--config.attack.num_channels=(1, 4, 100)"],
+        ["--config.evals.attack.num_channels=(1, 4, 100)"],
         "asks for 100 channels, but the segmentation-position_needed model's backbone output has 64",
     ),
     "backbone": (["--config.model.name=vgg16"], "model.name='vgg16' is not valid"),
@@ -233,7 +244,10 @@ BAD_CONFIGS = {
         ["--config.segmentation.designs=('colour',)"],
         "segmentation.designs=('colour',) must name one or more of",
     ),
-    "rank_on": (["--config.attack.rank_on=train"], "attack.rank_on='train' is not valid"),
+    "rank_on": (
+        ["--config.evals.attack.rank_on=train"],
+        "evals.attack.rank_on='train' is not valid",
+    ),
     "dead zone": (
         ["--config.segmentation.dead_zone=10"],
         "segmentation: dead_zone=10 leaves no room for a 8-pixel-wide digit",

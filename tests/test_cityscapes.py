@@ -199,9 +199,9 @@ def test_attack_runs_on_cityscapes(cityscapes_dir, tmp_path):
         "--config.model.aspp_rates=(1, 2)",
         "--config.optim.warmup_steps=0",
         "--config.train.num_epochs=1",
-        "--config.attack.num_channels=(1, 2)",
-        "--config.attack.num_random=2",
-        "--config.attack.example_channels=2",
+        "--config.evals.attack.num_channels=(1, 2)",
+        "--config.evals.attack.num_random=2",
+        "--config.evals.attack.example_channels=2",
     )
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]

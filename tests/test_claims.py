@@ -181,7 +181,7 @@ def test_tiny_paper_shuffle_depth_parts_write_the_table_and_their_scorecard_rows
         "--config.parts=('shuffle_layer_2','probe')",
         f"--config.shuffle_layer_2.runs={only_object}",
         f"--config.probe.runs={headline}",
-        "--config.probe.evals=('every_cell','readable')",
+        "--config.probe.evals={'every_cell': {}, 'readable': {}}",
     )
     out = finished_run(tmp_path, *args)
     results = json.loads((tmp_path / "results.json").read_text())

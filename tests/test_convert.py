@@ -590,8 +590,8 @@ def test_the_attack_evaluates_a_converted_deeplab_without_training(tiny_deeplab_
         "--config.train.num_epochs=0",
         "--config.segmentation.num_test=16",
         "--config.eval.batch_size=16",
-        "--config.attack.num_channels=(4,)",
-        "--config.attack.num_random=1",
+        "--config.evals.attack.num_channels=(4,)",
+        "--config.evals.attack.num_random=1",
     )
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]

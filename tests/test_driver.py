@@ -46,7 +46,10 @@ def compile_counts(fn):
 TWO_SEED_RUNS = {
     "probe": (["--config.runs=('gapnet:location',)"], 1),
     "invariance": (
-        ["--config.variants=('baseline',)", "--config.evals=('shift','position_probe','scores')"],
+        [
+            "--config.variants=('baseline',)",
+            "--config.evals={'shift': {}, 'position_probe': {}, 'scores': {}}",
+        ],
         1,
     ),
     "attack": (["--config.classifier.tasks=('location',)"], 3),  # 2 segmentation designs

@@ -20,6 +20,7 @@ from gpj.evaluators.shift import shift_eval
 from gpj.experiments import invariance, runner
 from gpj.experiments.invariance import COMPARISONS
 from gpj.report import invariance as report_invariance
+from gpj.validation import field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -109,7 +110,8 @@ BAD = {
     "variants": ("variants", ("baseline", "mixup"), "variants entry 'mixup' is not valid"),
     "mode": ("shift.mode", "roll", "shift.mode='roll' is not valid; choose one of: canvas, crop"),
     "filter": ("blurpool.filter_size", 7, "blurpool.filter_size=7 must be between 1 and 5"),
-    "probe": ("eval.probe_grid", 99, "eval.probe_grid=99 has more cells per axis"),
+    "grid": ("evals.position_probe.grid", 0, "evals.position_probe.grid=0 must be a positive"),
+    "step": ("evals.shift.step", -4, "evals.shift.step=-4 must be a positive number"),
 }
 
 
@@ -118,9 +120,17 @@ def test_bad_invariance_configs_are_refused(case):
     path, value, message = BAD[case]
     config = get_config("tiny")
     section, _, key = path.rpartition(".")
-    (config[section] if section else config)[key] = value
+    (field(config, section) if section else config)[key] = value
     with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace(")", "\\)")):
         runner.check_fields(config)
+
+
+def test_a_probe_grid_finer_than_the_offsets_is_refused_before_training():
+    """The position probe checks its grid against the task's offsets, where it is built."""
+    config = get_config("tiny")
+    config.evals.position_probe.grid = 99
+    with pytest.raises(ConfigError, match="evals.position_probe.grid=99 has more cells per axis"):
+        runner.check(config)
 
 
 def test_no_plateau_rule_reads_test_data():

@@ -30,6 +30,43 @@ def test_a_mistyped_field_is_one_line_with_the_suggestion(tmp_path):
     assert_command_line_errors("configs/probe.py:tiny", cases, tmp_path)
 
 
+def test_an_evaluator_setting_of_an_older_spelling_names_the_new_one(tmp_path):
+    cases = {
+        "attack": (
+            ["--config.attack.num_channels=(1,4)"],
+            "--config.attack.num_channels is now --config.evals.attack.num_channels",
+        ),
+        "probe grid": (
+            ["--config=configs/invariance.py:tiny", "--config.eval.probe_grid=2"],
+            "--config.eval.probe_grid is now --config.evals.position_probe.grid",
+        ),
+        "a paper part's": (
+            ["--config=configs/paper.py:tiny", "--config.attack.attack.fill=mean"],
+            "--config.attack.attack.fill is now --config.attack.evals.attack.fill",
+        ),
+    }
+    assert_command_line_errors("configs/attack.py:tiny", cases, tmp_path)
+
+
+def test_an_evaluator_entry_left_empty_takes_its_defaults(tmp_path):
+    """An evaluator added on the command line with no settings runs with its defaults: the
+    resolved config shows them (those of `gpj.configs.evals`: the map given replaces the tiny
+    preset's, which had 2 consistency pairs)."""
+    proc = gpj_command(
+        "gpj.main",
+        "--config=configs/invariance.py:tiny",
+        "--config.evals={'shift': {'step': 2}, 'position_probe': {}, 'scores': {}}",
+        "--print_config",
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    evals = out.split("\nevals:\n", 1)[1].split("\nexperiment:", 1)[0]
+    assert evals.split() == [
+        *("position_probe:", "grid:", "3", "seed:", "0", "scores:", "{}"),
+        *("shift:", "consistency_pairs:", "5", "consistency_seed:", "0", "step:", "2"),
+    ], evals
+
+
 def test_print_config_shows_presets_and_overrides_from_any_folder_and_runs_nothing(tmp_path):
     workdir = tmp_path / "never"
     proc = gpj_command(
@@ -66,6 +103,13 @@ COMMAND_LINE_MISTAKES = {
         "unknown preset 'huge'; valid presets: cifar10, circular, controls, converged, imagenette",
     ),
     "field": (["--config.model.depth=3"], "--config.model.depth: the config has no field 'depth'"),
+    "old evals": (
+        ["--config.evals=('every_cell','scores')"],
+        (
+            "--config.evals is now a map of evaluator names to their settings (empty: the defaults): "
+            "--config.evals=\"{'every_cell': {}, 'scores': {}}\""
+        ),
+    ),
     "workdir": (["--workdir=/proc/gpj"], "--workdir=/proc/gpj is not writable"),
     "missing file": (
         ["--config=configs/nothing.py"],

@@ -60,20 +60,46 @@ def test_every_committed_scorecard_row_names_its_part(tmp_path, capsys):
         assert all("part" in row for row in json.load(f)["claims"])
 
 
-def test_the_schema_migration_stamps_the_version_and_changes_nothing_else(tmp_path, capsys):
-    """An experiment's file as an older gpj wrote it (no `schema`) becomes, byte for byte, the
-    committed file; a benchmark's file is left alone; a rerun finds nothing to do."""
-    committed = pathlib.Path(ROOT, "results", "paper_probe.json").read_text()
-    older = json.loads(committed)
-    del older["schema"]
-    (tmp_path / "paper_probe.json").write_text(json.dumps(older, indent=1))
-    bench = pathlib.Path(ROOT, "results", "bench_experiment.json").read_text()
-    (tmp_path / "bench_experiment.json").write_text(bench)  # its "experiment" is a benchmark
-    assert schema.main([str(tmp_path)]) == 0
-    assert (tmp_path / "paper_probe.json").read_text() == committed
-    assert (tmp_path / "bench_experiment.json").read_text() == bench
-    assert capsys.readouterr().out == f"{tmp_path}/paper_probe.json: schema 2\n"
-    assert schema.main([str(tmp_path)]) == 0 and capsys.readouterr().out == ""
+def as_schema_2(config: dict) -> None:
+    """The inverse of the 2 -> 3 migration, written out here: `evals` back to a list of names,
+    the attack's settings to `attack`, the shift and probe settings to `eval.*`."""
+    for value in config.values():
+        if isinstance(value, dict):
+            as_schema_2(value)
+    if not isinstance(config.get("evals"), dict):
+        return
+    evals = config["evals"]
+    if "attack" in evals:
+        config["attack"] = evals["attack"]
+    old = {"step": "shift_step", "grid": "probe_grid", "seed": "probe_seed"}
+    for name in ("shift", "position_probe"):
+        for key, value in evals.get(name, {}).items():
+            config["eval"][old.get(key, key)] = value
+    config["evals"] = list(evals)
+
+
+@pytest.mark.parametrize("name", ["paper_probe", "paper_invariance", "paper_attack", "paper"])
+def test_the_schema_migration_brings_older_files_to_the_committed_bytes(name, tmp_path, capsys):
+    """A file as an older gpj wrote it (schema 1: no `schema`, or schema 2: `evals` a list of
+    names) becomes, byte for byte, the committed file; a benchmark's file is left alone; a rerun
+    finds nothing to do."""
+    committed = pathlib.Path(ROOT, "results", f"{name}.json").read_text()
+    for version in (1, 2):
+        older = json.loads(committed)
+        as_schema_2(older["config"])
+        assert older["config"] != json.loads(committed)["config"]
+        if version == 1:
+            del older["schema"]
+        else:
+            older["schema"] = 2
+        (tmp_path / f"{name}.json").write_text(json.dumps(older, indent=1))
+        bench = pathlib.Path(ROOT, "results", "bench_experiment.json").read_text()
+        (tmp_path / "bench_experiment.json").write_text(bench)  # its "experiment" is a benchmark
+        assert schema.main([str(tmp_path)]) == 0
+        assert (tmp_path / f"{name}.json").read_text() == committed
+        assert (tmp_path / "bench_experiment.json").read_text() == bench
+        assert capsys.readouterr().out == f"{tmp_path}/{name}.json: schema {results_file.SCHEMA}\n"
+        assert schema.main([str(tmp_path)]) == 0 and capsys.readouterr().out == ""
 
 
 def test_every_committed_result_file_is_of_the_current_schema(tmp_path, capsys):

@@ -119,13 +119,19 @@ BAD_CONFIGS = {
         ["--config.data.val_fraction=0.95"],
         "data.val_fraction=0.95 must be between 0.0 and 0.9",
     ),
-    "evals": (["--config.evals=('every_cell','accuracy')"], "evals entry 'accuracy' is not valid"),
+    "evals": (
+        ["--config.evals={'every_cell': {}, 'accuracy': {}}"],
+        "evals entry 'accuracy' is not valid",
+    ),
     "report's evaluator missing": (
-        ["--config.evals=('scores',)"],
-        "evals=('scores',) lacks 'every_cell', which the probe report needs",
+        ["--config.evals={'scores': {}}"],
+        (
+            "evals lacks 'every_cell', which the probe report needs (it has scores); e.g. "
+            "--config.evals=\"{'every_cell': {}, 'scores': {}}\""
+        ),
     ),
     "eval for another task": (
-        ["--config.evals=('every_cell','shift')"],
+        ["--config.evals={'every_cell': {}, 'shift': {}}"],
         "evals entry 'shift' measures shift tasks, but the gapnet-location runs learn a canvas",
     ),
 }
@@ -230,7 +236,7 @@ def test_a_run_stops_when_its_validation_curve_plateaus(tmp_path):
     proc = gpj_main(
         "--config=configs/probe.py:tiny",
         "--config.runs=('gapnet:location',)",
-        "--config.evals=('every_cell',)",
+        "--config.evals={'every_cell': {}}",
         "--config.data.val_fraction=0.2",
         "--config.train.num_epochs=8",
         "--config.train.eval_every_epochs=1",

@@ -136,7 +136,7 @@ def test_tiny_permutenet_run_reports_what_its_shuffle_layer_leaves_readable(shar
         "tiny-readable",
         "--config=configs/probe.py:tiny",
         "--config.runs=('permutenet:object',)",
-        "--config.evals=('every_cell','readable')",
+        "--config.evals={'every_cell': {}, 'readable': {}}",
         "--config.model.shuffle_layer=2",
     )
     (run,) = json.loads((workdir / "results.json").read_text())["runs"]

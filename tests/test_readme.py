@@ -190,26 +190,3 @@ def test_a_second_run_renders_as_a_stability_column(tmp_path):
     assert "earlier fixed-n" not in rule  # one stage: no earlier look to state
     assert "`other`: *From [`results/other.json`]" in text
     assert "`third`: *From [`results/third.json`]" in text
-
-
-BAD_PAPER_CONFIGS = {
-    "an unknown part": (
-        ["--config.parts=('probe','shuffle_layer_6')"],
-        "parts entry 'shuffle_layer_6' is not a part; parts are some of: probe,",
-    ),
-    "a repeated part": (["--config.parts=('probe','probe')"], "parts entry 'probe' is repeated"),
-    "a part's field": (
-        ["--config.probe.model.padding=mirror"],
-        "probe.model.padding='mirror' is not valid",
-    ),
-    "stages that do not grow": (
-        ["--config.stages=(3,3)"],
-        "stages=(3, 3) must be increasing seed counts from at least 2",
-    ),
-    "an error rate above one half": (["--config.alpha=0.7"], "alpha=0.7 must be between"),
-    "a negative budget": (["--config.max_minutes=-1.0"], "max_minutes=-1.0 must be between 0.0"),
-    "a part of the wrong experiment": (
-        ["--config.attack.experiment=probe"],
-        "attack.experiment='probe' must be 'attack'",
-    ),
-}

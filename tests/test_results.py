@@ -29,7 +29,10 @@ def test_an_older_file_is_refused_with_the_migration_to_run(tmp_path):
     with pytest.raises(results_file.ResultsError) as error:
         results_file.read(str(tmp_path))
     message = str(error.value)
-    assert "\n" not in message and "is results schema 1, and this gpj reads schema 2" in message
+    assert (
+        "\n" not in message
+        and f"is results schema 1, and this gpj reads schema {results_file.SCHEMA}" in message
+    )
     assert message.endswith(f"python -m gpj.migrations.schema {tmp_path}")
 
 

@@ -11,6 +11,7 @@ import shutil
 import time
 
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -26,7 +27,8 @@ def probe(workdir, num_seeds: int, deadline=None, **train) -> dict:
     """Runs the tiny probe's GAPNet location run on `num_seeds` seeds (`train` overrides the
     train section); returns {seed: (its result row, its final checkpoint's arrays)}."""
     config = get_config("tiny")
-    config.update(runs=("gapnet:location",), evals=("every_cell",), num_seeds=num_seeds)
+    config.update(runs=("gapnet:location",), num_seeds=num_seeds)
+    config.evals = ml_collections.ConfigDict({"every_cell": {}})
     config.train.update(train)
     rows = runner.run(config, str(workdir), deadline)["runs"]
     return {r["seed"]: (r, final_checkpoint(workdir / r["run_dir"])) for r in rows}

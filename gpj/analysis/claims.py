@@ -214,7 +214,7 @@ def augshift_invariance(invariance: dict, control: str) -> dict:
 
 def _effect(attack: dict, model: str) -> dict:
     rows = [e for e in attack["effects"] if e["model"] == model]
-    return rows[len(rows) // 2] if rows else None  # the middle N of attack.num_channels
+    return rows[len(rows) // 2] if rows else None  # the middle N of evals.attack.num_channels
 
 
 def position_channels_needed(attack: dict) -> dict:

@@ -26,7 +26,7 @@ model: `python -m gpj.convert --arch=deeplabv3_resnet50 --torch_checkpoint=FILE 
 
 import ml_collections
 
-from gpj.configs import probe, sections
+from gpj.configs import evals, probe, sections
 from gpj.configs.presets import apply_presets
 
 
@@ -35,8 +35,10 @@ def get_config(arg=None):
     c.experiment = "attack"  # what gpj.main runs (gpj.experiments)
     c.seed = 0  # the first seed; a run's seeds are seed, seed + 1, ...
     c.num_seeds = 3  # seeds of every model
-    # What each trained model is measured with (gpj.evaluators): the channel attacks.
-    c.evals = ("attack",)
+    # What each trained model is measured with (gpj.evaluators), each evaluator's settings under
+    # its name.
+    c.evals = ml_collections.ConfigDict()
+    c.evals.attack = evals.attack()  # the channel attacks
 
     c.data = sections.data()  # the digits scattered over the segmentation canvases
 
@@ -81,15 +83,6 @@ def get_config(arg=None):
     c.classifier.probe = probe.get_config(None)  # how they are trained when trained here
     c.classifier.probe.num_seeds = 1
 
-    c.attack = ml_collections.ConfigDict()
-    c.attack.num_channels = (4, 16, 64)  # N: top-N vs N random channels
-    c.attack.num_random = 20  # random channel sets per N
-    # calibration: rank on images apart from the test split (digits: the calibration splits;
-    # otherwise the first num_test train images) | test: on the test images, as the official code
-    c.attack.rank_on = "calibration"
-    c.attack.fill = "zero"  # zero | mean (the channel's mean over the scored images)
-    c.attack.example_channels = 32  # N of the example segmentation figure
-
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 120  # test images per evaluation step, all devices together
 
@@ -102,7 +95,7 @@ def _tiny(c):
         canvas_size=16, canvas_width=24, dead_zone=0, num_train=256, num_test=64, num_calibration=64
     )
     c.classifier.probe = probe.get_config("tiny")
-    c.attack.update(num_channels=(1, 4, 16), num_random=2, example_channels=4)
+    c.evals.attack.update(num_channels=(1, 4, 16), num_random=2, example_channels=4)
     c.eval.batch_size = 64
 
 
@@ -120,7 +113,9 @@ def _cityscapes(c):
     c.train.update(num_epochs=40, batch_size=8, log_every=50, checkpoint_every=1000)
     c.classifier.tasks = ()  # no GAPNets: the segmentation model only
     c.num_seeds = 1
-    c.attack.update(num_channels=(1, 4, 16, 64, 256, 1024), num_random=3, example_channels=256)
+    c.evals.attack.update(
+        num_channels=(1, 4, 16, 64, 256, 1024), num_random=3, example_channels=256
+    )
     c.eval.batch_size = 8
 
 

@@ -12,7 +12,7 @@ as a crop of a padded image). AugShift shows two translations of each image and 
 
 import ml_collections
 
-from gpj.configs import sections
+from gpj.configs import evals, sections
 from gpj.configs.presets import apply_presets
 
 
@@ -25,9 +25,11 @@ def get_config(arg=None):
     # AugShift against its fair control (two_view: the same two views, no latent term) and the
     # one-view baseline, paired by seed; `:blurpool` adds the BlurPool variants.
     c.variants = ("baseline", "two_view", "augshift")
-    # What each trained run is measured with (gpj.evaluators): shift accuracy and consistency,
-    # the linear position probe; add "scores" for the latent channels' position scores.
-    c.evals = ("shift", "position_probe")
+    # What each trained run is measured with (gpj.evaluators), each evaluator's settings under
+    # its name; add "scores" for the latent channels' position scores.
+    c.evals = ml_collections.ConfigDict()
+    c.evals.shift = evals.shift()  # accuracy at every shift of a grid, and shift consistency
+    c.evals.position_probe = evals.position_probe()  # a linear probe of the latents' position
 
     c.data = sections.data()
 
@@ -47,11 +49,6 @@ def get_config(arg=None):
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 120  # test images per evaluation step, all devices together
-    c.eval.shift_step = 4  # accuracy at every offset of this grid of shifts (pixels)
-    c.eval.consistency_pairs = 5  # seeded pairs of random shifts per test image
-    c.eval.consistency_seed = 0  # seed of those pairs
-    c.eval.probe_grid = 3  # the position probe predicts which of grid x grid offset cells
-    c.eval.probe_seed = 0  # seed of the probe's offsets
 
     return apply_presets(c, arg, PRESETS)
 
@@ -60,7 +57,7 @@ def _tiny(c):
     sections.use_tiny(c)
     c.variants = ("baseline", "augshift_blurpool")
     c.shift.max_shift = 4
-    c.eval.consistency_pairs = 2
+    c.evals.shift.consistency_pairs = 2
 
 
 def _cifar10(c):

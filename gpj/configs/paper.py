@@ -35,12 +35,13 @@ fixed-n design with plain 95 % intervals. A part's `num_seeds` is set by the sta
 `max_minutes` checkpoints the training runs and stops cleanly when it runs out, even inside a
 part; the same command resumes.
 
-Any other field of a part can be overridden, e.g. `--config.attack.train.num_epochs=20`.
+Any other field of a part can be overridden, e.g. `--config.attack.train.num_epochs=20` or
+`--config.attack.evals.attack.num_random=5`.
 """
 
 import ml_collections
 
-from gpj.configs import attack, invariance, probe
+from gpj.configs import attack, evals, invariance, probe
 from gpj.configs.presets import apply_presets
 
 SHUFFLE_LAYERS = {f"shuffle_layer_{k}": k for k in range(1, 5)}  # part -> its shuffle layer
@@ -74,7 +75,7 @@ def get_config(arg=None):
     # Claim 2's pair first, then claim 1's, then the rest: each ~75 min of 2-core CPU (3 seeds to
     # the cap), so a run stopped by `max_minutes` leaves whole rows. Order only: same runs.
     c.probe.runs = (*PROBE_FIRST, *(r for r in c.probe.runs if r not in PROBE_FIRST))
-    c.probe.evals = ("every_cell", "scores", "readable")
+    c.probe.evals.readable = evals.no_settings()  # what PermuteNet's logits can read
     c.probe.num_seeds = STAGES[0]
 
     c.probe_circular = probe.get_config("controls,circular,converged")  # claims 1-2, no border
@@ -122,7 +123,7 @@ def _tiny(c):
         tiny = module.get_config(presets)
         tiny.num_seeds = 2
         if name == "probe":
-            tiny.evals = c.probe.evals
+            tiny.evals = c.probe.evals.copy_and_resolve_references()
         if name == "probe_circular":
             tiny.runs = c.probe_circular.runs
         if name == "invariance":

@@ -19,7 +19,7 @@ Any field can be overridden, e.g. `--config.model.padding=reflect --config.data.
 
 import ml_collections
 
-from gpj.configs import sections
+from gpj.configs import evals, sections
 from gpj.configs.presets import apply_presets
 
 
@@ -32,9 +32,12 @@ def get_config(arg=None):
     # fixedperm (one fixed permutation: a linear read-out of ordered channels) and sum
     # (logit_k = a_k * sum of the pooled channels + b_k, all that a layer-5 PermuteNet can read).
     c.runs = ("gapnet:location", "gapnet:object", "permutenet:location", "permutenet:object")
-    # What each trained run is measured with (gpj.evaluators): every_cell accuracy and the
-    # position scores (skipped for PermuteNet, whose channel order is random at every pass).
-    c.evals = ("every_cell", "scores")
+    # What each trained run is measured with (gpj.evaluators), each evaluator's settings under
+    # its name: every_cell accuracy and the position scores (skipped for PermuteNet, whose
+    # channel order is random at every pass).
+    c.evals = ml_collections.ConfigDict()
+    c.evals.every_cell = evals.no_settings()  # accuracy, overall and per cell
+    c.evals.scores = evals.no_settings()  # every latent channel's position scores
 
     c.data = sections.data()
     c.data.grid_size = 3  # the canvas is grid_size * image_size pixels wide
@@ -99,7 +102,9 @@ def _shuffle_depth(c):
     3 seeds, each run trained until converged (`converged`), with what the depth leaves readable
     (`readable`). Design and predictions: docs/probe.md, "Claim 2 by shuffle depth: design"."""
     c.runs = tuple(f"{h}:{t}" for h in ("permutenet", "fixedperm") for t in ("location", "object"))
-    c.evals = ("every_cell", "readable")
+    c.evals = ml_collections.ConfigDict()
+    c.evals.every_cell = evals.no_settings()
+    c.evals.readable = evals.no_settings()  # what the shuffle leaves readable in the logits
     c.num_seeds = 3
     converged(c)
 
@@ -132,7 +137,9 @@ def _official_length(c):
     seed each, the test curve every 24 epochs, no plateau stop: the curve shows whether the
     shorter runs stopped early."""
     c.runs = ("permutenet:object", "fixedperm:object")
-    c.evals = ("every_cell", "readable")
+    c.evals = ml_collections.ConfigDict()
+    c.evals.every_cell = evals.no_settings()
+    c.evals.readable = evals.no_settings()
     c.num_seeds = 1
     c.train.update(num_epochs=718, eval_every_epochs=24, checkpoint_every=1000)
 

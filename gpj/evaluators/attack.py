@@ -1,9 +1,9 @@
 """Channel attacks: the task's metric with the top-N position channels of the backbone output
-ablated, beside N random channels (`attack.*` settings).
+ablated, beside N random channels (settings: `gpj.configs.evals.attack`).
 
 Channels are ranked by the scores of the latent (the backbone output, globally pooled), which use
 no labels: by `flip_abs` (overall) and, for segmentation, by `flip_signed` (descending: "left",
-ascending: "right"). `attack.rank_on="calibration"` (default) scores images apart from the test
+ascending: "right"). `rank_on="calibration"` (default) scores images apart from the test
 split: the dataset's "calibration" set where it has one (digit canvases), else the first
 num_test train images; "test" scores the test images, like the official code. Where the data has
 a "symmetric" seeded calibration set (exactly half of its digits on each side, drawn afresh for
@@ -18,34 +18,52 @@ import numpy as np
 
 from gpj import models, tasks
 from gpj.analysis import attack
+from gpj.configs import evals
 from gpj.errors import ConfigError
+from gpj.evaluators.base import Evaluator
 from gpj.evaluators.every_cell import EveryCell
 from gpj.evaluators.regions import RegionMIoU
 from gpj.evaluators.scores import Scores, as_json
+from gpj.validation import check_choice, check_positive
 
 RANKINGS = ("overall", "left", "right")
 _EXAMPLE_WIDTH = 256  # the example figure's data is subsampled to at most this many columns
 _METRICS = {tasks.Canvas: EveryCell, tasks.Segmentation: RegionMIoU}
+FILLS = ("zero", "mean")
+RANK_ON = ("calibration", "test")
 
 
-class Attack:
+class Attack(Evaluator):
     """`attack`: scores, the ranked and random attack curves and, for segmentation, the
     region-specific rankings and the example figure's data."""
 
     tasks = tuple(_METRICS)
+    defaults = staticmethod(evals.attack)
     applies = staticmethod(Scores.applies)
 
-    def __init__(self, kind, shapes, mesh):
-        self.kind = kind
-        self.settings = (kind.settings or kind.config).attack
-        self.scores = Scores(kind, shapes, mesh)
-        self.metric = _METRICS[type(kind.task)](kind, shapes, mesh)
+    @staticmethod
+    def check(settings, where):
+        for path in ("num_random", "example_channels"):
+            check_positive(settings, path, where)
+        check_choice(settings, "fill", FILLS, where)
+        check_choice(settings, "rank_on", RANK_ON, where)
+        sizes = tuple(settings.num_channels)
+        if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes):
+            raise ConfigError(
+                f"{where}num_channels={sizes!r} must be positive integers, e.g. (1, 4, 16)"
+            )
+
+    def __init__(self, kind, settings, shapes, mesh):
+        self.kind, self.settings = kind, settings
+        self.scores = Scores(kind, Scores.defaults(), shapes, mesh)
+        metric = _METRICS[type(kind.task)]
+        self.metric = metric(kind, metric.defaults(), shapes, mesh)
         self.regional = isinstance(kind.task, tasks.Segmentation)
         self.num_channels = shapes["latent"][-1]
         largest = max(self.settings.num_channels)
         if largest > self.num_channels:
             raise ConfigError(
-                f"attack.num_channels={tuple(self.settings.num_channels)!r} asks for {largest} "
+                f"evals.attack.num_channels={tuple(self.settings.num_channels)!r} asks for {largest} "
                 f"channels, but the {kind.name} model's backbone output has {self.num_channels}; "
                 f"use sizes up to {self.num_channels}"
             )
@@ -55,8 +73,8 @@ class Attack:
             )
 
     def ranking_images(self, data):
-        """(name, images) the channels are ranked on, per `attack.rank_on`."""
-        if self.settings.get("rank_on", "test") == "test":
+        """(name, images) the channels are ranked on, per its `rank_on`."""
+        if self.settings.rank_on == "test":
             return "test", data.test_images
         calibration = getattr(data, "calibration", {})
         if "calibration" in calibration:

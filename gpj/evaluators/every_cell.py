@@ -9,6 +9,7 @@ import numpy as np
 from gpj import engine, tasks
 from gpj.data import canvas
 from gpj.data.batches import this_process_batches
+from gpj.evaluators.base import Evaluator
 
 
 def every_cell_eval(state, batch, rng, ablation=None, *, grid_size: int, target: str):
@@ -29,13 +30,13 @@ def every_cell_eval(state, batch, rng, ablation=None, *, grid_size: int, target:
     return {"correct_per_cell": correct, "count": jnp.sum(batch["mask"])}
 
 
-class EveryCell:
+class EveryCell(Evaluator):
     """Test accuracy of a canvas-task model, overall and per cell (`every_cell`)."""
 
     tasks = (tasks.Canvas,)
 
-    def __init__(self, kind, shapes, mesh):
-        del shapes
+    def __init__(self, kind, settings, shapes, mesh):
+        del settings, shapes
         self.kind, self.mesh = kind, mesh
         task = kind.task
         self.step = engine.compile_eval_step(

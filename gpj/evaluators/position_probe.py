@@ -7,7 +7,11 @@ import jax
 import numpy as np
 
 from gpj import engine, tasks
+from gpj.configs import evals
 from gpj.data.batches import this_process_batches
+from gpj.errors import ConfigError
+from gpj.evaluators.base import Evaluator
+from gpj.validation import check_positive
 
 
 def latents_at(state, batch, rng, ablation=None, *, task):
@@ -18,24 +22,35 @@ def latents_at(state, batch, rng, ablation=None, *, task):
     return {"latent": out["latent"], "mask": batch["mask"]}
 
 
-class PositionProbe:
+class PositionProbe(Evaluator):
     """`position_probe`: train and test images at seeded random offsets; the probe predicts which
-    of the `eval.probe_grid` × `eval.probe_grid` equal-width offset cells each image is in
-    (chance: the most frequent test cell)."""
+    of the `grid` × `grid` equal-width offset cells each image is in (chance: the most frequent
+    test cell)."""
 
     tasks = (tasks.Shift,)
-
-    def __init__(self, kind, shapes, mesh):
-        del shapes
-        self.kind, self.mesh = kind, mesh
-        self.step = engine.compile_eval_step(functools.partial(latents_at, task=kind.task), mesh)
-        self.offsets = self._offsets(kind)
+    defaults = staticmethod(evals.position_probe)
 
     @staticmethod
-    def _offsets(kind) -> dict:
+    def check(settings, where):
+        check_positive(settings, "grid", where)
+
+    def __init__(self, kind, settings, shapes, mesh):
+        del shapes
+        m = kind.task.max_shift
+        if settings.grid > 2 * m + 1:
+            raise ConfigError(
+                f"evals.position_probe.grid={settings.grid} has more cells per axis than the "
+                f"{2 * m + 1} offsets of shift.max_shift={m}"
+            )
+        self.kind, self.mesh = kind, mesh
+        self.step = engine.compile_eval_step(functools.partial(latents_at, task=kind.task), mesh)
+        self.offsets = self._offsets(kind, settings)
+
+    @staticmethod
+    def _offsets(kind, settings) -> dict:
         """Seeded random offsets for the train and test images, and their offset-cell labels."""
-        m, g = kind.task.max_shift, kind.config.eval.probe_grid
-        rng = np.random.default_rng(kind.config.eval.probe_seed)
+        m, g = kind.task.max_shift, settings.grid
+        rng = np.random.default_rng(settings.seed)
         data = {}
         for split, n in (
             ("train", len(kind.data.train_labels)),

@@ -19,6 +19,7 @@ import numpy as np
 from gpj import engine, tasks
 from gpj.data import canvas
 from gpj.data.batches import this_process_batches
+from gpj.evaluators.base import Evaluator
 
 PASSES = 4  # permutation draws the logits are averaged over
 RIDGE = 1.0  # ridge penalty on the standardised statistic, fixed before any run
@@ -71,7 +72,7 @@ def explained(fitted: np.ndarray, logits: np.ndarray, labels: np.ndarray) -> dic
     }
 
 
-class Readable:
+class Readable(Evaluator):
     """`readable`: R², arg-max agreement and accuracy of the shuffle layer's readable statistic
     as a linear model of a PermuteNet's (or its fixed-permutation control's) logits."""
 
@@ -81,8 +82,8 @@ class Readable:
     def applies(kind) -> bool:
         return kind.labels.get("head") in ("permutenet", "fixedperm")
 
-    def __init__(self, kind, shapes, mesh):
-        del shapes
+    def __init__(self, kind, settings, shapes, mesh):
+        del settings, shapes
         self.kind, self.mesh = kind, mesh
         self.shuffle_layer = kind.model.shuffle_layer
         self.step = engine.compile_eval_step(

@@ -9,6 +9,7 @@ import numpy as np
 from gpj import engine, tasks
 from gpj.analysis import segmentation_metrics as seg_metrics
 from gpj.data.batches import this_process_batches
+from gpj.evaluators.base import Evaluator
 
 
 def region_eval(state, batch, rng, ablation=None, *, num_classes: int, ignore_label: int):
@@ -25,13 +26,13 @@ def region_eval(state, batch, rng, ablation=None, *, num_classes: int, ignore_la
     return {"confusion": confusion}
 
 
-class RegionMIoU:
+class RegionMIoU(Evaluator):
     """`miou`: mIoU (from one confusion matrix per region) of the test split."""
 
     tasks = (tasks.Segmentation,)
 
-    def __init__(self, kind, shapes, mesh):
-        del shapes
+    def __init__(self, kind, settings, shapes, mesh):
+        del settings, shapes
         self.kind, self.mesh = kind, mesh
         self.step = engine.compile_eval_step(
             functools.partial(

@@ -5,16 +5,18 @@ import numpy as np
 from gpj import tasks
 from gpj.analysis import scores
 from gpj.data.batches import this_process_batches
+from gpj.evaluators.base import Evaluator
 
 
-class Scores:
+class Scores(Evaluator):
     """`scores`: flip_abs, flip_signed (and on canvases η², tuning maps, preferred cells) of every
     latent channel, each test image read once (at every cell on a canvas task). Skipped for
     PermuteNet, whose channel order is random at every pass."""
 
     tasks = (tasks.Canvas, tasks.Shift, tasks.Segmentation)
 
-    def __init__(self, kind, shapes, mesh):
+    def __init__(self, kind, settings, shapes, mesh):
+        del settings
         self.kind, self.mesh = kind, mesh
         self.channels = shapes["latent"][-1]
         self.grid_size = kind.task.score_grid

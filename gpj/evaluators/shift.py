@@ -9,8 +9,11 @@ import numpy as np
 
 from gpj import engine, tasks
 from gpj.analysis.consistency import agreement, consistency
+from gpj.configs import evals
 from gpj.data import shift
 from gpj.data.batches import this_process_batches
+from gpj.evaluators.base import Evaluator
+from gpj.validation import check_positive
 
 
 def shift_eval(state, batch, rng, ablation=None, *, task, grid):
@@ -40,18 +43,24 @@ def shift_eval(state, batch, rng, ablation=None, *, task, grid):
     }
 
 
-class ShiftAccuracy:
+class ShiftAccuracy(Evaluator):
     """`shift`: centred, per-offset and mean shifted accuracy, and consistency over a fixed,
-    seeded set of pairs of shifts per test image (`eval.shift_step`, `eval.consistency_pairs`,
-    `eval.consistency_seed`)."""
+    seeded set of pairs of shifts per test image (settings: `step`, `consistency_pairs`,
+    `consistency_seed`)."""
 
     tasks = (tasks.Shift,)
+    defaults = staticmethod(evals.shift)
 
-    def __init__(self, kind, shapes, mesh):
+    @staticmethod
+    def check(settings, where):
+        for path in ("step", "consistency_pairs"):
+            check_positive(settings, path, where)
+
+    def __init__(self, kind, settings, shapes, mesh):
         del shapes
         self.kind, self.mesh = kind, mesh
-        e, task = kind.config.eval, kind.task
-        self.grid = shift.shift_grid(task.max_shift, e.shift_step)
+        e, task = settings, kind.task
+        self.grid = shift.shift_grid(task.max_shift, e.step)
         self.pairs = shift.consistency_pairs(
             len(kind.data.test_labels), e.consistency_pairs, task.max_shift, e.consistency_seed
         )

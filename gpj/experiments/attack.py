@@ -12,9 +12,7 @@ from gpj.data import cityscapes, sources
 from gpj.errors import ConfigError
 from gpj.validation import check_choice, check_positive, check_range
 
-FILLS = ("zero", "mean")
 SEGMENTATION_DATASETS = ("digits", "cityscapes")
-RANK_ON = ("calibration", "test")
 
 
 EVALS = ("attack",)  # what the report shows
@@ -26,14 +24,11 @@ def check(config) -> None:
     check_choice(config, "model.output_stride", models.OUTPUT_STRIDES)
     for path in ("model.aspp_features", "segmentation.canvas_size", "segmentation.num_train"):
         check_positive(config, path)
-    for path in ("segmentation.num_test", "segmentation.digits_per_canvas", "attack.num_random"):
+    for path in ("segmentation.num_test", "segmentation.digits_per_canvas"):
         check_positive(config, path)
-    check_positive(config, "attack.example_channels")
     check_range(config, "segmentation.label_radius", 0, config.segmentation.canvas_size)
     check_range(config, "segmentation.left_fraction", 0.0, 1.0)
     check_range(config, "model.dropout_rate", 0.0, 0.99)
-    check_choice(config, "attack.fill", FILLS)
-    check_choice(config, "attack.rank_on", RANK_ON)
     check_choice(config, "segmentation.dataset", SEGMENTATION_DATASETS)
     for path in ("segmentation.num_calibration", "segmentation.canvas_width"):
         check_positive(config, path)
@@ -59,11 +54,6 @@ def check(config) -> None:
     rates = tuple(config.model.aspp_rates)
     if not rates or any(not isinstance(r, int) or r < 1 for r in rates):
         raise ConfigError(f"model.aspp_rates={rates!r} must be positive integers, e.g. (1, 2, 3)")
-    sizes = tuple(config.attack.num_channels)
-    if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes):
-        raise ConfigError(
-            f"attack.num_channels={sizes!r} must be positive integers, e.g. (1, 4, 16)"
-        )
     for target in config.classifier.tasks:
         if target not in tasks.TARGETS:
             raise ConfigError(
@@ -110,7 +100,7 @@ def fields(config, declared: list) -> dict:
 
 def _classifier_kinds(config) -> list:
     """GAPNet kinds of `classifier.tasks`: loaded from the probe workdir, or trained in
-    `<workdir>/probe` with the `classifier.probe` settings; attacked with `config.attack`."""
+    `<workdir>/probe` with the `classifier.probe` settings; measured with `config.evals`."""
     c = config.classifier
     if c.probe_workdir:
         field = "classifier.probe_workdir"
@@ -131,8 +121,7 @@ def _classifier_kinds(config) -> list:
             f"gapnet:{target}",
             dataset,
             labels={"model": f"gapnet-{target}"},
-            evals=tuple(config.evals),
-            settings=config,
+            evals=config.evals,
             **(where if c.probe_workdir else {"folder": f"probe/gapnet-{target}"}),
         )
         for target in c.tasks

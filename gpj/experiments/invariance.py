@@ -12,7 +12,7 @@ from gpj import kinds, models, tasks
 from gpj.analysis import stats
 from gpj.data import shift, sources
 from gpj.errors import ConfigError
-from gpj.validation import check_choice, check_positive, check_range
+from gpj.validation import check_choice, check_range
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,13 +47,6 @@ def check(config) -> None:
     check_range(config, "shift.max_shift", 1, 10_000)
     check_range(config, "blurpool.filter_size", 1, 5)
     check_range(config, "augshift.weight", 0.0, float("inf"))
-    for path in ("eval.shift_step", "eval.consistency_pairs", "eval.probe_grid"):
-        check_positive(config, path)
-    if config.eval.probe_grid > 2 * config.shift.max_shift + 1:
-        raise ConfigError(
-            f"eval.probe_grid={config.eval.probe_grid} has more cells per axis than the "
-            f"{2 * config.shift.max_shift + 1} offsets of shift.max_shift={config.shift.max_shift}"
-        )
     if not config.variants:
         raise ConfigError(f"variants is empty; choose from: {', '.join(VARIANTS)}")
     for name in config.variants:
@@ -83,7 +76,7 @@ def kind(config, name: str, dataset) -> kinds.Kind:
         model=models.from_config(
             config.model, num_classes=dataset.num_classes, head="linear", blur_filter=blur
         ),
-        evals=tuple(config.evals),
+        evals=config.evals,
         fingerprint={
             "variant": name,
             "shift": s.to_dict(),
@@ -119,6 +112,6 @@ def fields(config, declared: list) -> dict:
     dataset = declared[0].data
     return {
         "dataset": sources.summary(dataset, input=list(declared[0].task.input_shape(dataset)[1:])),
-        "shift_grid": shift.shift_grid(config.shift.max_shift, config.eval.shift_step).tolist(),
+        "shift_grid": shift.shift_grid(config.shift.max_shift, config.evals.shift.step).tolist(),
         "chance": {"object": 1.0 / dataset.num_classes},
     }

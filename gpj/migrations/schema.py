@@ -1,9 +1,13 @@
-"""Stamps `"schema": 2` (`gpj.results.SCHEMA`) on every experiment's result file that an older
-gpj wrote (schema 1: no `schema` field), in a folder and its subfolders, changing nothing else:
+"""Brings every experiment's result file that an older gpj wrote up to the current schema
+(`gpj.results.SCHEMA`), in a folder and its subfolders, one version at a time:
 
   python -m gpj.migrations.schema results   # run once over results/; the files are committed
 
-A file of a later schema is left alone and named; a rerun finds nothing left to do.
+1 -> 2 stamps the schema. 2 -> 3 turns each config's `evals` list into the map of evaluator
+names to settings: the attack's `attack.*` go under `evals.attack`, and `eval.shift_step`,
+`eval.consistency_*`, `eval.probe_grid` and `eval.probe_seed` under `evals.shift` and
+`evals.position_probe` (`gpj.configs.evals`); nothing else changes. A file of a later schema is
+left alone and named; a rerun finds nothing left to do.
 """
 
 import glob
@@ -13,9 +17,38 @@ import sys
 
 from gpj import results as results_file
 
+# schema 2's `eval.<field>` -> (evaluator, its setting) in schema 3
+EVAL_FIELDS = {
+    "shift_step": ("shift", "step"),
+    "consistency_pairs": ("shift", "consistency_pairs"),
+    "consistency_seed": ("shift", "consistency_seed"),
+    "probe_grid": ("position_probe", "grid"),
+    "probe_seed": ("position_probe", "seed"),
+}
+
+
+def evals_to_map(config: dict) -> None:
+    """Schema 2 -> 3 in place, in `config` and every config inside it (a paper's parts, the
+    attack's `classifier.probe`): each `evals` list becomes {name: settings}."""
+    for value in list(config.values()):
+        if isinstance(value, dict):
+            evals_to_map(value)
+    if not isinstance(config.get("evals"), list):
+        return
+    entries = {name: {} for name in config["evals"]}
+    if "attack" in entries:
+        entries["attack"] = config.pop("attack")
+    eval_section = config.get("eval", {})
+    for field, (name, setting) in EVAL_FIELDS.items():
+        if field in eval_section:
+            value = eval_section.pop(field)
+            if name in entries:
+                entries[name][setting] = value
+    config["evals"] = entries
+
 
 def migrate(path: str) -> bool:
-    """Stamps the schema on one result file; True if it changed."""
+    """Brings one result file up to the current schema; True if it changed."""
     with open(path) as f:
         results = json.load(f)
     if not isinstance(results, dict) or not isinstance(results.get("experiment"), str):
@@ -26,6 +59,8 @@ def migrate(path: str) -> bool:
         return False
     if found == results_file.SCHEMA:
         return False
+    if found < 3:
+        evals_to_map(results["config"])
     results_file.write(results, path)
     return True
 

@@ -156,7 +156,7 @@ def table(results: dict) -> str:
 
 def markdown(results: dict, figures) -> str:
     c = results["config"]
-    s, m, a = c["segmentation"], c["model"], c["attack"]
+    s, m, a = c["segmentation"], c["model"], c["evals"]["attack"]
     if "segmentation_data" in results and s["dataset"] == "cityscapes":
         d = results["segmentation_data"]
         data = (
@@ -185,7 +185,7 @@ def markdown(results: dict, figures) -> str:
     ranked_on = {
         "calibration": "on the calibration split (no labels are used)",
         "test": "on the test images (no labels are used), as in the official code",
-    }[a.get("rank_on", "test")]
+    }[a["rank_on"]]
     settings = (
         f"Segmentation data: {data} Model: DeepLabv3 "
         f"(`{m['name']}` width {m['width']}, output stride {m['output_stride']}, ASPP rates "
@@ -316,7 +316,7 @@ def _sizes(results) -> list:
 
 
 def _curves_caption(results) -> str:
-    a = results["config"]["attack"]
+    a = results["config"]["evals"]["attack"]
     segmentation = segmentation_models(results)
     classifiers = [m for m in CLASSIFIERS if _rows(results, m, "clean")]
     measured = " and ".join(
@@ -345,7 +345,7 @@ def _curves_caption(results) -> str:
     ranked_on = {
         "calibration": "calibration split (not the images measured)",
         "test": "test images",
-    }[a.get("rank_on", "test")]
+    }[a["rank_on"]]
     return CAPTIONS["attack_curves.png"].format(
         measured=measured,
         where=where,

@@ -82,8 +82,8 @@ def markdown(results: dict, figures) -> str:
         f"latent; AugShift weight {c['augshift']['weight']}, BlurPool filter "
         f"{c['blurpool']['filter_size']}; {c['train']['num_epochs']} epochs, batch "
         f"{c['train']['batch_size']}, {c['optim']['name']} lr {c['optim']['learning_rate']}. "
-        f"Consistency over {c['eval']['consistency_pairs']} seeded pairs of shifts per test image; "
-        f"shift grid step {c['eval']['shift_step']} px ({len(results['shift_grid'])} offsets)."
+        f"Consistency over {c['evals']['shift']['consistency_pairs']} seeded pairs of shifts per test image; "
+        f"shift grid step {c['evals']['shift']['step']} px ({len(results['shift_grid'])} offsets)."
     )
     runs = [
         [r["variant"], r["seed"]]

@@ -155,7 +155,7 @@ def config_block(name: str, root: str = ROOT) -> str:
         for key, value in tree.items():
             if isinstance(value, dict) and "experiment" in value:  # a paper part
                 yield (*prefix, key), f"the `{value['experiment']}` config"
-            elif isinstance(value, dict):
+            elif isinstance(value, dict) and value:
                 yield from fields(value, (*prefix, key))
             else:
                 yield (*prefix, key), f"`{value!r}`"
