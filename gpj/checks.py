@@ -12,6 +12,7 @@ import ml_collections
 
 from gpj import engine, evaluators, models
 from gpj import results as results_file
+from gpj.configs.evals import override
 from gpj.convert import store
 from gpj.data import sources
 from gpj.errors import ConfigError
@@ -77,11 +78,10 @@ def check_evals(config, names) -> None:
     """`config.evals` must hold the evaluators whose results the experiment's report shows."""
     missing = [name for name in names if name not in config.evals]
     if missing:
-        wanted = {name: {} for name in (*names, *(e for e in config.evals if e not in names))}
+        wanted = (*names, *(e for e in config.evals if e not in names))
         raise ConfigError(
             f"evals lacks {', '.join(map(repr, missing))}, which the {config.experiment} report "
-            f"needs (it has {', '.join(config.evals) or 'none'}); e.g. "
-            f'--config.evals="{wanted!r}"'
+            f"needs (it has {', '.join(config.evals) or 'none'}); e.g. {override(wanted)}"
         )
 
 

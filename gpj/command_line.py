@@ -5,15 +5,9 @@ import importlib
 import os
 import re
 
+from gpj.configs.evals import MOVED, override
+
 CONFIGS = ("probe", "invariance", "attack", "paper")  # gpj/configs/<name>.py, run by name
-MOVED = {  # fields an older gpj had -> where they are now (evaluator settings, issue 32)
-    "attack": "evals.attack",
-    "eval.shift_step": "evals.shift.step",
-    "eval.consistency_pairs": "evals.shift.consistency_pairs",
-    "eval.consistency_seed": "evals.shift.consistency_seed",
-    "eval.probe_grid": "evals.position_probe.grid",
-    "eval.probe_seed": "evals.position_probe.seed",
-}
 PACKAGE_CONFIGS = os.path.join(os.path.dirname(__file__), "configs")
 
 
@@ -67,7 +61,7 @@ def old_evals(argv: list) -> str | None:
             names = re.findall(r"\w+", value)
             return (
                 f"{flag} is now a map of evaluator names to their settings (empty: the "
-                f'defaults): {flag}="{ {name: {} for name in names}!r}"'
+                f"defaults): {override(names, flag)}"
             )
     return None
 

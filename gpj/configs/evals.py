@@ -7,6 +7,21 @@ fewer settings, e.g. `--config.evals="{'shift': {}, 'scores': {}}"`, takes the r
 
 import ml_collections
 
+MOVED = {  # an older gpj's fields (schema 2 results) -> their place now, in an experiment's config
+    "attack": "evals.attack",
+    "eval.shift_step": "evals.shift.step",
+    "eval.consistency_pairs": "evals.shift.consistency_pairs",
+    "eval.consistency_seed": "evals.shift.consistency_seed",
+    "eval.probe_grid": "evals.position_probe.grid",
+    "eval.probe_seed": "evals.position_probe.seed",
+}
+
+
+def override(names, flag: str = "--config.evals") -> str:
+    """The command-line override that measures with the evaluators `names`, each at its
+    defaults, e.g. `--config.evals="{'every_cell': {}, 'scores': {}}"`."""
+    return f'{flag}="{ {name: {} for name in names}!r}"'
+
 
 def no_settings() -> ml_collections.ConfigDict:
     """An evaluator without settings: every_cell, scores, miou, readable."""

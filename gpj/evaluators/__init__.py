@@ -13,6 +13,7 @@ any evaluator works on any experiment's models of a task it measures.
 import ml_collections
 
 from gpj import tasks
+from gpj.configs.evals import override
 from gpj.errors import ConfigError
 from gpj.evaluators.attack import Attack
 from gpj.evaluators.every_cell import EveryCell
@@ -35,9 +36,6 @@ EVALUATORS = {
 
 CURVE_METRICS = {tasks.Canvas: EveryCell, tasks.Segmentation: RegionMIoU}
 """The metric of each task's test curve (`measure(state, data, ablation)`)."""
-
-
-EXAMPLE = "--config.evals=\"{'every_cell': {}, 'scores': {}}\""  # adds or removes evaluators
 
 
 def settings(name: str, entry) -> ml_collections.ConfigDict:
@@ -63,7 +61,7 @@ def check(config) -> None:
     if not isinstance(config.evals, ml_collections.ConfigDict):
         raise ConfigError(
             f"evals={config.evals!r} must map evaluator names to their settings (entries left "
-            f"empty take the defaults), e.g. {EXAMPLE}"
+            f"empty take the defaults), e.g. {override(('every_cell', 'scores'))}"
         )
     for name, entry in config.evals.items():
         if name not in EVALUATORS:

@@ -6,7 +6,8 @@
 1 -> 2 stamps the schema. 2 -> 3 turns each config's `evals` list into the map of evaluator
 names to settings: the attack's `attack.*` go under `evals.attack`, and `eval.shift_step`,
 `eval.consistency_*`, `eval.probe_grid` and `eval.probe_seed` under `evals.shift` and
-`evals.position_probe` (`gpj.configs.evals`); nothing else changes. A file of a later schema is
+`evals.position_probe` (`gpj.configs.evals.MOVED`, which the command line's one-line errors for
+the old spellings read too); nothing else changes. A file of a later schema is
 left alone and named; a rerun finds nothing left to do.
 """
 
@@ -16,15 +17,7 @@ import os
 import sys
 
 from gpj import results as results_file
-
-# schema 2's `eval.<field>` -> (evaluator, its setting) in schema 3
-EVAL_FIELDS = {
-    "shift_step": ("shift", "step"),
-    "consistency_pairs": ("shift", "consistency_pairs"),
-    "consistency_seed": ("shift", "consistency_seed"),
-    "probe_grid": ("position_probe", "grid"),
-    "probe_seed": ("position_probe", "seed"),
-}
+from gpj.configs.evals import MOVED
 
 
 def evals_to_map(config: dict) -> None:
@@ -36,14 +29,19 @@ def evals_to_map(config: dict) -> None:
     if not isinstance(config.get("evals"), list):
         return
     entries = {name: {} for name in config["evals"]}
-    if "attack" in entries:
-        entries["attack"] = config.pop("attack")
-    eval_section = config.get("eval", {})
-    for field, (name, setting) in EVAL_FIELDS.items():
-        if field in eval_section:
-            value = eval_section.pop(field)
-            if name in entries:
-                entries[name][setting] = value
+    for old, new in MOVED.items():
+        *parents, key = old.split(".")
+        section = config
+        for parent in parents:
+            section = section.get(parent, {})
+        if key not in section:
+            continue
+        value = section.pop(key)  # a moved field of an evaluator not listed was never read
+        _, name, *setting = new.split(".")
+        if name in entries and setting:
+            entries[name][setting[0]] = value
+        elif name in entries:
+            entries[name] = value
     config["evals"] = entries
 
 
